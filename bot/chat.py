@@ -1,0 +1,95 @@
+"""``newsqa chat``: an interactive session with line editing and history."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TextIO
+
+from retrieval import Answer, QuestionError, Searcher, compose
+from retrieval.text import to_script
+
+from . import render
+
+HELP = """Ask a question in Chinese (Simplified or Traditional). Commands:
+  /sources    the articles in the index
+  /source N   the full paragraph behind citation [N] of the last answer
+  /help       this text
+  /quit       leave (Ctrl-D works too)"""
+
+
+def _setup_readline() -> Path | None:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - not on every platform
+        return None
+    history = Path(os.path.expanduser("~/.newsqa_history"))
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    return history
+
+
+def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
+    """Read questions and commands until /quit or end of input."""
+    interactive = stdin.isatty() and out.isatty()
+    history = _setup_readline() if interactive else None
+    index = searcher.index
+    last: Answer | None = None
+    out.write(f"newsqa chat — {len(index.articles)} articles. /help for commands.\n")
+    while True:
+        try:
+            line = input("问> ") if interactive else stdin.readline()
+        except EOFError:
+            line = ""
+        if not interactive and line == "":
+            break
+        line = line.strip()
+        if not line:
+            if interactive:
+                continue
+            continue
+        if line in ("/quit", "/exit", "/q"):
+            break
+        if line == "/help":
+            out.write(HELP + "\n")
+        elif line == "/sources":
+            for i, a in enumerate(index.articles.values(), 1):
+                out.write(f"{i}. {render.source_line(a, None, a.script)}\n")
+        elif line.startswith("/source"):
+            out.write(_source(line, last, searcher) + "\n")
+        elif line.startswith("/"):
+            out.write(f"unknown command {line.split()[0]}; /help lists them\n")
+        else:
+            try:
+                last = compose(line, searcher.search(line), index)
+            except QuestionError as exc:
+                out.write(f"{exc}\n")
+                continue
+            out.write(render.terminal(last, index, color=interactive) + "\n")
+        out.flush()
+    if history is not None:
+        import readline
+
+        try:
+            readline.write_history_file(history)
+        except OSError:
+            pass
+    return 0
+
+
+def _source(line: str, last: Answer | None, searcher: Searcher) -> str:
+    parts = line.split()
+    if last is None or not last.citations:
+        return "no citations yet: ask a question first"
+    if len(parts) != 2 or not parts[1].isdigit() or not 1 <= int(parts[1]) <= len(last.citations):
+        return f"usage: /source N, with N from 1 to {len(last.citations)}"
+    c = last.citations[int(parts[1]) - 1]
+    article = searcher.index.articles[c.article]
+    para = article.paragraph_at(c.start)
+    text = article.paragraph_text(para) if para else c.quote
+    head = render.source_line(article, c.paragraph, last.script)
+    original = text if article.script == last.script else f"{to_script(text, last.script)}\n\n({text})"
+    return f"[{c.n}] {head}\n{original}"

@@ -1,0 +1,268 @@
+"""The ``newsqa`` command: index, ask, chat, sources, eval.
+
+This is an edge: environment variables are read here and nowhere in
+:mod:`retrieval`. Errors become one-line messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from retrieval import (
+    DEFAULT_MODEL,
+    Index,
+    NewsqaError,
+    QuestionError,
+    Searcher,
+    Settings,
+    __version__,
+    build_index,
+    compose,
+    index_status,
+)
+
+from . import render
+
+EXIT_USAGE = 2
+
+
+def default_index_dir(corpus: str) -> str:
+    """``.newsqa/<corpus name>-<hash>``: one index per corpus folder, beside the caller."""
+    path = Path(corpus).resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    return str(Path(".newsqa") / f"{path.name or 'corpus'}-{digest}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", default=os.environ.get("NEWSQA_CORPUS", "seeds"),
+                   help="folder of .txt/.md articles (default: seeds; env NEWSQA_CORPUS)")
+    p.add_argument("--index", default=os.environ.get("NEWSQA_INDEX"),
+                   help="index folder (default: .newsqa/<corpus>-<hash>; env NEWSQA_INDEX)")
+    p.add_argument("--model", default=os.environ.get("NEWSQA_MODEL", DEFAULT_MODEL),
+                   help=f"sentence-transformers model id or path; '' for lexical only "
+                        f"(default: {DEFAULT_MODEL}; env NEWSQA_MODEL)")
+    p.add_argument("--require-dense", action="store_true",
+                   help="fail instead of falling back to lexical retrieval")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="newsqa", description="Cited answers from Chinese news.")
+    parser.add_argument("--version", action="version", version=f"newsqa {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index")
+    _common(p)
+    p.add_argument("--rebuild", action="store_true", help="ignore the existing index")
+
+    p = sub.add_parser("ask", help="answer questions (arguments, or one per line on stdin)")
+    _common(p)
+    p.add_argument("question", nargs="*", help="the question; none: read stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per question")
+    p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
+
+    p = sub.add_parser("chat", help="interactive session")
+    _common(p)
+    p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
+
+    p = sub.add_parser("sources", help="list the articles")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("eval", help="measure retrieval and answer quality")
+    _common(p)
+    p.add_argument("--questions", default=None,
+                   help="gold questions (JSON Lines; default tests/gold/seeds.jsonl)")
+    p.add_argument("--cmrc", metavar="DIR", default=None,
+                   help="evaluate on CMRC 2018 (dev + trial) from DIR instead")
+    p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--failures", type=int, default=0, metavar="N",
+                   help="also list N questions that missed")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from command-line arguments (validated)."""
+    changes: dict[str, Any] = {"model": args.model, "require_dense": args.require_dense}
+    if getattr(args, "top_k", None) is not None:
+        changes["top_k"] = args.top_k
+    return Settings().replace(**changes)
+
+
+def _warn(msg: str) -> None:
+    print(f"newsqa: warning: {msg}", file=sys.stderr)
+
+
+def open_index(args: argparse.Namespace, settings: Settings, *, rebuild: bool = False,
+               say: Callable[[str], None] | None = None) -> Index:
+    """Load the index, building or updating it first when missing or stale."""
+    say = say or (lambda m: print(m, file=sys.stderr))
+    folder = args.index or default_index_dir(args.corpus)
+    status, reason = ("stale", "rebuild requested") if rebuild else index_status(
+        args.corpus, folder, settings)
+    if status == "fresh":
+        return Index.load(folder)
+    say(f"newsqa: {'building' if status == 'missing' else 'updating'} the index of "
+        f"{args.corpus} in {folder}" + (f" ({reason})" if status == "stale" else "") + " …")
+    index, report = build_index(args.corpus, folder, settings, rebuild=rebuild, warn=_warn,
+                                progress=sys.stderr.isatty())
+    say(_summary(report))
+    return index
+
+
+def _summary(r: Any) -> str:
+    dim = f", dimension {r.dimension}" if r.dimension else ""
+    extra = f", {r.embedded} passages embedded" if r.embedded else ""
+    return (f"newsqa: index {r.action}: {r.articles} articles, {r.chunks} chunks, retrievers "
+            f"{'+'.join(r.retrievers)}{dim}{extra}, {r.seconds:.1f} s")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    folder = args.index or default_index_dir(args.corpus)
+    _, report = build_index(args.corpus, folder, settings, rebuild=args.rebuild, warn=_warn,
+                            progress=sys.stderr.isatty())
+    print(_summary(report).removeprefix("newsqa: "))
+    for name, ids in (("added", report.added), ("changed", report.changed),
+                      ("removed", report.removed)):
+        if ids and report.action == "updated":
+            print(f"  {name}: {', '.join(ids)}")
+    print(f"  folder: {folder}")
+    return 0
+
+
+def answer_one(searcher: Searcher, question: str) -> Any:
+    """Search and compose; raises QuestionError for unusable questions."""
+    return compose(question, searcher.search(question), searcher.index)
+
+
+def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
+            out: TextIO | None = None) -> int:
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    settings = settings_from(args)
+    index = open_index(args, settings)
+    searcher = Searcher(index, settings, warn=_warn)
+    color = out.isatty() and not os.environ.get("NO_COLOR")
+    if args.question:
+        question = " ".join(args.question)
+        try:
+            answer = answer_one(searcher, question)
+        except QuestionError as exc:
+            print(f"newsqa: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        _print_answer(answer, index, args.json, color, out)
+        return 0
+    status = 0
+    for line in _lines(stdin):
+        try:
+            answer = answer_one(searcher, line)
+        except QuestionError as exc:
+            status = EXIT_USAGE
+            if args.json:
+                out.write(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False)
+                          + "\n")
+            else:
+                out.write(f"newsqa: {exc}\n\n")
+            out.flush()
+            continue
+        _print_answer(answer, index, args.json, color, out)
+        if not args.json:
+            out.write("\n")
+        out.flush()
+    return status
+
+
+def _lines(stream: TextIO) -> Iterable[str]:
+    for raw in stream:
+        line = raw.rstrip("\n")
+        yield line
+
+
+def _print_answer(answer: Any, index: Index, as_json: bool, color: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(render.to_json(answer, index), ensure_ascii=False) + "\n")
+    else:
+        out.write(render.terminal(answer, index, color) + "\n")
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    index = open_index(args, settings_from(args))
+    counts: dict[str, int] = {}
+    for c in index.chunks:
+        counts[c.article] = counts.get(c.article, 0) + 1
+    rows = [{"article": a.id, "title": a.title, "source": a.source, "date": a.date,
+             "authors": list(a.authors), "script": a.script, "paragraphs": len(a.paragraphs),
+             "chunks": counts.get(a.id, 0)} for a in index.articles.values()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    for i, r in enumerate(rows, 1):
+        print(f"{i}. {r['title']} — {r['source'] or '?'}, {r['date'] or '?'}  "
+              f"[{r['article']}; {r['paragraphs']} paragraphs, {r['chunks']} chunks]")
+    print(f"retrievers: {'+'.join(index.retrievers)}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .chat import run_chat
+
+    settings = settings_from(args)
+    index = open_index(args, settings)
+    return run_chat(Searcher(index, settings, warn=_warn), sys.stdin, sys.stdout)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from retrieval.evaluate import evaluate, format_report, load_cmrc, load_gold
+
+    settings = settings_from(args)
+    if args.cmrc:
+        corpus, questions = load_cmrc(args.cmrc, Path(".newsqa") / "cmrc2018-corpus")
+        args.corpus = str(corpus)
+    else:
+        questions = load_gold(args.questions or "tests/gold/seeds.jsonl")
+    if args.limit:
+        questions = questions[:args.limit]
+    index = open_index(args, settings)
+    report = evaluate(Searcher(index, settings, warn=_warn), questions)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print(format_report(report, args.failures))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources,
+    "eval": cmd_eval,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``newsqa`` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except NewsqaError as exc:
+        print(f"newsqa: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""Extractive, cited answers: the best one to three sentences, quoted exactly.
+
+Sentences are scored by how well they answer, not only by overlap: idf-
+weighted question words in the sentence (and, at half weight, in the one
+before it, which often names the subject), whether the sentence holds the
+kind of thing asked for (a number for 多少, a date for 什么时候, a person for
+谁, a place or organization for 哪个村), and how the question's words
+around its question word line up in the sentence, which also marks the span
+most likely to be the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .corpus import Article
+from .index import Index
+from .lexical import QUESTION_WORDS, tokenize
+from .search import Hit
+from .text import Script, detect_script, split_sentences, to_script, to_simplified
+
+# Below this evidence the articles are taken not to answer (calibrated on the
+# gold set, off-topic questions included: see README, "Answer quality").
+DECLINE_BELOW = 0.34
+MAX_SENTENCES = 3
+
+_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("date", re.compile(r"什么时候|何时|哪一?年|哪一?天|哪个月|几月|几号|几日|什么时间|哪个时间|日期|年份"
+                        r"|哪一?时期|哪个年代|几几年")),
+    ("number", re.compile(r"多少|几|多大|多长|多久|多高|多重|多远|多深|多宽|百分之|比例|比率|占比|数量|人数"
+                          r"|面积|金额|产值|营收|销售额|排名第")),
+    ("person", re.compile(r"谁|哪位|哪一位|什么人|名字|姓名|哪个人")),
+    ("place", re.compile(r"哪里|哪儿|什么地方|在哪|何地|哪[个家些所座一]?[^\s，,？?]{0,2}"
+                         r"(村|镇|乡|县|区|市|省|国|城|地|社区|街道|公司|企业|单位|部门|机构|学校|组织|集团|大学|团队)")),
+)
+_ENTITY = {
+    "number": re.compile(r"[0-9０-９]+(?:[.．][0-9]+)?\s*(?:%|％|[万亿千百余多]+)?"
+                         r"[\u4e00-\u9fff]{0,2}|[一二两三四五六七八九十百千万亿]+[个名件项户人亩元次年倍家座所条位]"),
+    "date": re.compile(r"[0-9]{4}\s*年(?:[0-9]{1,2}\s*月)?(?:[0-9]{1,2}\s*日)?|[0-9]{1,2}\s*月[0-9]{1,2}\s*日"
+                       r"|[0-9]{1,2}\s*月|去年|今年|前年|明年|[上下]半年|年底|年初|[0-9]+世纪[0-9]*年代"
+                       r"|[一二三四五六七八九十〇零]{2,4}年"),
+    "person": re.compile(r"(?:书记|主任|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|镇长|村长|主席|"
+                         r"院长|校长|教授|博士|先生|女士|部长|厅长|委员|总裁|创始人|导演|作者)"
+                         r"[\u4e00-\u9fff]{2,3}|[\u4e00-\u9fff]{2,3}(?=说|介绍|表示|指出|认为|称)"),
+    "place": re.compile(r"[\u4e00-\u9fff]{1,10}?(?:村|镇|乡|县|区|市|省|街道|社区|小区|公司|集团|合作社|"
+                        r"园区|开发区|大学|学院|医院|银行|委员会|协会|中心)"),
+}
+_QWORD = re.compile("|".join(map(re.escape, sorted(QUESTION_WORDS, key=len, reverse=True))))
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One quoted sentence and where it comes from.
+
+    Attributes:
+        n: Citation number, as in the answer's ``[n]`` markers.
+        article: Article id (file stem).
+        title: Headline.
+        source: Outlet.
+        date: ISO date.
+        paragraph: Paragraph number in the article.
+        heading: Section heading.
+        quote: The sentence exactly as in the article (original script).
+        start: Offset of the quote in the article text.
+        span: ``(start, end)`` of the likely answer inside ``quote``, or None.
+        display: The quote in the asker's script.
+        display_span: ``span`` inside ``display``.
+    """
+
+    n: int
+    article: str
+    title: str
+    source: str | None
+    date: str | None
+    paragraph: int
+    heading: str | None
+    quote: str
+    start: int
+    span: tuple[int, int] | None
+    display: str
+    display_span: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one question.
+
+    Attributes:
+        question: As asked.
+        answered: False when the articles do not say (then ``citations`` is empty).
+        text: The answer in the asker's script: quotes followed by ``[n]`` markers.
+        script: "hans" or "hant", the asker's script.
+        citations: Quoted sentences, in reading order.
+        hits: The retrieved passages, best first (the nearest sources when not answered).
+        evidence: Score the answer decision was based on (0..1+).
+    """
+
+    question: str
+    answered: bool
+    text: str
+    script: Script
+    citations: tuple[Citation, ...]
+    hits: tuple[Hit, ...]
+    evidence: float
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    article: Article
+    start: int
+    end: int
+    paragraph: int
+    heading: str | None
+    score: float
+    overlap: float
+    span: tuple[int, int] | None  # offsets in the article text
+    rank: int
+
+
+def question_type(question_norm: str) -> str | None:
+    """"date", "number", "person", "place", or None, from the question's wording."""
+    for name, pattern in _TYPES:
+        if pattern.search(question_norm):
+            return name
+    return None
+
+
+def compose(question: str, hits: list[Hit], index: Index, script: Script | None = None,
+            decline_below: float = DECLINE_BELOW) -> Answer:
+    """Compose a cited answer to ``question`` from ``hits``.
+
+    Args:
+        question: The question as asked (either script).
+        hits: Ranked passages from :class:`~retrieval.search.Searcher`.
+        index: The index the hits come from (for article texts and idf).
+        script: Script to answer in; by default the question's.
+        decline_below: Evidence threshold under which the answer is "not in the articles".
+    """
+    script = script or detect_script(question)
+    norm = to_simplified(question)
+    qtype = question_type(norm)
+    weights = _weights(norm, index)
+    candidates = _candidates(norm, qtype, weights, hits, index)
+    best = candidates[0] if candidates else None
+    evidence = best.overlap if best else 0.0
+    if best is None or evidence < decline_below:
+        return Answer(question, False, _not_found(script), script, (), tuple(hits), evidence)
+    chosen = _choose(candidates, qtype, index)
+    citations = tuple(_cite(i + 1, c, script) for i, c in enumerate(chosen))
+    text = "".join(f"{c.display}[{c.n}]" for c in citations)
+    return Answer(question, True, text, script, citations, tuple(hits), evidence)
+
+
+def _not_found(script: Script) -> str:
+    return to_script("文章中没有找到这个问题的答案。", script)
+
+
+def _weights(norm: str, index: Index) -> dict[str, float]:
+    """idf of the question's bigrams (weight 1) and characters (weight 0.3)."""
+    bigrams = {t for t in tokenize(_QWORD.sub(" ", norm), "bigram") if len(t) > 1 or t.isascii()}
+    chars = {t for t in tokenize(_QWORD.sub(" ", norm), "unibigram") if len(t) == 1}
+    idf = index.lexical.idf(sorted(bigrams | chars))
+    n = max(index.lexical.size, 1)
+    unseen = _log(n)
+    out = {t: idf.get(t, unseen) for t in bigrams}
+    out.update({t: 0.3 * idf.get(t, unseen) for t in chars if not t.isascii()})
+    return out
+
+
+def _log(n: int) -> float:
+    import math
+
+    return math.log(1 + (n + 0.5) / 0.5)
+
+
+def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: list[Hit],
+                index: Index) -> list[_Candidate]:
+    total = sum(weights.values()) or 1.0
+    seen: set[tuple[str, int]] = set()
+    out: list[_Candidate] = []
+    for hit in hits:
+        article = index.articles[hit.chunk.article]
+        spans = split_sentences(article.text, hit.chunk.start, hit.chunk.end)
+        for j, (a, b) in enumerate(spans):
+            if (article.id, a) in seen:
+                continue
+            seen.add((article.id, a))
+            sent = to_simplified(article.text[a:b])
+            toks = set(tokenize(sent, "unibigram"))
+            prev = set(tokenize(to_simplified(article.text[spans[j - 1][0]:spans[j - 1][1]]),
+                                "unibigram")) if j else set()
+            title = set(tokenize(to_simplified(article.title), "unibigram"))
+            got = sum(w for t, w in weights.items() if t in toks)
+            ctx = sum(w for t, w in weights.items() if t not in toks and (t in prev or t in title))
+            overlap = (got + 0.5 * ctx) / total
+            span, align = _answer_span(norm, qtype, sent, weights)
+            typed = 1.0 if (qtype and span is not None) else 0.0
+            score = overlap + 0.25 * typed + 0.2 * align + 0.04 / hit.rank
+            if len(sent) < 6:
+                score -= 0.2
+            para = article.paragraph_at(a)
+            out.append(_Candidate(article, a, b, para.number if para else hit.chunk.first_paragraph,
+                                  hit.chunk.heading, score, overlap,
+                                  (a + span[0], a + span[1]) if span else None, hit.rank))
+    out.sort(key=lambda c: -c.score)
+    return out
+
+
+def _answer_span(norm: str, qtype: str | None, sent: str,
+                 weights: dict[str, float]) -> tuple[tuple[int, int] | None, float]:
+    """Likely answer span in sentence ``sent`` and how well the question aligns (0..1).
+
+    The question's words right before and after its question word are looked
+    up in the sentence: text found between them is the answer. Otherwise the
+    entity of the asked-for type nearest the question's words is.
+    """
+    m = _QWORD.search(norm)
+    align, gap = 0.0, None
+    if m:
+        left = re.sub(r"\W", "", norm[:m.start()])[-4:]
+        right = re.sub(r"\W", "", norm[m.end():])[:4]
+        lpos = _find_tail(sent, left)
+        rpos = _find_head(sent, right, lpos[1] if lpos else 0)
+        if lpos and rpos and 0 < rpos[0] - lpos[1] <= 40:
+            gap, align = (lpos[1], rpos[0]), 1.0
+        elif lpos and not right and len(sent) - lpos[1] > 0:
+            gap, align = (lpos[1], min(len(sent), lpos[1] + 30)), 0.5
+        elif rpos and not left and rpos[0] > 0:
+            gap, align = (max(0, rpos[0] - 30), rpos[0]), 0.5
+    if qtype in _ENTITY:
+        found = [(e.start(), e.end()) for e in _ENTITY[qtype].finditer(sent)
+                 if e.group(0) not in norm]
+        if gap:
+            inside = [f for f in found if f[0] >= gap[0] and f[1] <= gap[1] + 2]
+            if inside:
+                return (inside[0][0], min(inside[0][1], len(sent))), align
+        if found:
+            anchor = _anchor(sent, weights)
+            best = min(found, key=lambda f: abs((f[0] + f[1]) / 2 - anchor))
+            return best, align
+        return (_trim(sent, gap), align * 0.5) if gap else (None, 0.0)
+    return (_trim(sent, gap) if gap else None), align
+
+
+def _trim(sent: str, gap: tuple[int, int]) -> tuple[int, int] | None:
+    a, b = gap
+    while a < b and not sent[a].isalnum():
+        a += 1
+    while b > a and not sent[b - 1].isalnum() and sent[b - 1] not in "”」》）)":
+        b -= 1
+    return (a, b) if b > a else None
+
+
+def _find_tail(sent: str, left: str) -> tuple[int, int] | None:
+    """Where the longest suffix (≥2 chars) of ``left`` occurs in ``sent``."""
+    for size in range(len(left), 1, -1):
+        i = sent.find(left[-size:])
+        if i >= 0:
+            return i, i + size
+    return None
+
+
+def _find_head(sent: str, right: str, after: int) -> tuple[int, int] | None:
+    """Where the longest prefix (≥2 chars) of ``right`` occurs in ``sent`` after ``after``."""
+    for size in range(len(right), 1, -1):
+        i = sent.find(right[:size], after)
+        if i >= 0:
+            return i, i + size
+    return None
+
+
+def _anchor(sent: str, weights: dict[str, float]) -> float:
+    """Centre of the question's heaviest words in the sentence."""
+    pos = [(sent.find(t), w) for t, w in weights.items() if len(t) > 1 and t in sent]
+    if not pos:
+        return len(sent) / 2
+    total = sum(w for _, w in pos)
+    return sum(p * w for p, w in pos) / total
+
+
+def _choose(cands: list[_Candidate], qtype: str | None, index: Index) -> list[_Candidate]:
+    """The best sentence, plus what it needs: its neighbour when it does not hold
+    the asked-for thing, and a close runner-up from another article."""
+    best = cands[0]
+    chosen = [best]
+    if qtype and best.span is None:
+        nxt = _neighbour(best, index)
+        if nxt is not None and nxt.span is not None:
+            chosen.append(nxt)
+    for c in cands[1:]:
+        if len(chosen) >= MAX_SENTENCES:
+            break
+        if c.article.id != best.article.id and c.score >= 0.9 * best.score \
+                and c.overlap >= best.overlap * 0.9:
+            chosen.append(c)
+            break
+    return sorted(chosen, key=lambda c: (c.article.id != best.article.id, c.article.id, c.start))
+
+
+def _neighbour(c: _Candidate, index: Index) -> _Candidate | None:
+    del index
+    para = c.article.paragraph_at(c.start)
+    if para is None:
+        return None
+    spans = split_sentences(c.article.text, para.start, para.end)
+    for a, b in spans:
+        if a >= c.end:
+            sent = to_simplified(c.article.text[a:b])
+            has = bool(_ENTITY.get("number").search(sent))  # type: ignore[union-attr]
+            return _Candidate(c.article, a, b, c.paragraph, c.heading, c.score, c.overlap,
+                              None, c.rank) if not has else _Candidate(
+                c.article, a, b, c.paragraph, c.heading, c.score, c.overlap, (a, b), c.rank)
+    return None
+
+
+def _cite(n: int, c: _Candidate, script: Script) -> Citation:
+    quote = c.article.text[c.start:c.end]
+    span = (c.span[0] - c.start, c.span[1] - c.start) if c.span else None
+    if span:
+        head, mid, tail = (to_script(quote[:span[0]], script), to_script(quote[span[0]:span[1]],
+                           script), to_script(quote[span[1]:], script))
+        display, dspan = head + mid + tail, (len(head), len(head) + len(mid))
+    else:
+        display, dspan = to_script(quote, script), None
+    return Citation(n, c.article.id, c.article.title, c.article.source, c.article.date,
+                    c.paragraph, c.heading, quote, c.start, span, display, dspan)

@@ -1,0 +1,161 @@
+"""``newsqa eval``: retrieval and answer quality on gold question sets.
+
+A gold question is one JSON line: ``{"id", "question", "kind", "article",
+"paragraph", "answers"}``. ``kind`` groups the report (hans, hant, cross,
+paraphrase, offtopic, cmrc); ``article`` is None for questions the articles
+do not answer, which must be declined.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .answer import compose
+from .search import Searcher
+from .text import to_simplified
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    """One question with where its answer is."""
+
+    id: str
+    question: str
+    kind: str
+    article: str | None
+    paragraph: int | None
+    answers: tuple[str, ...]
+
+
+def load_gold(path: str | Path) -> list[GoldQuestion]:
+    """Read a gold set (JSON Lines)."""
+    out = []
+    for line in Path(path).read_text("utf-8").splitlines():
+        if line.strip():
+            d = json.loads(line)
+            out.append(GoldQuestion(str(d["id"]), d["question"], d["kind"], d.get("article"),
+                                    d.get("paragraph"), tuple(d.get("answers", ()))))
+    return out
+
+
+def load_cmrc(folder: str | Path, corpus_dir: Path) -> tuple[Path, list[GoldQuestion]]:
+    """CMRC 2018 dev + trial as a corpus (one article per paragraph) and questions.
+
+    Articles are written once to ``corpus_dir`` as Markdown with front matter,
+    so they go through the same loading and indexing code as users' files.
+    """
+    questions: list[GoldQuestion] = []
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, str] = {}
+    for name in ("squad_cmrc2018_dev.json", "squad_cmrc2018_trial.json"):
+        data = json.loads((Path(folder) / name).read_text("utf-8"))["data"]
+        for doc in data:
+            for i, para in enumerate(doc["paragraphs"]):
+                aid = f"{doc['id']}_{i}".replace("/", "_")
+                wanted[f"{aid}.md"] = (f"---\ntitle: {doc['title']}\nsource: CMRC 2018\n---\n"
+                                       f"{para['context'].strip()}\n")
+                for qa in para["qas"]:
+                    questions.append(GoldQuestion(qa["id"], qa["question"], "cmrc", aid, None,
+                                                  tuple(a["text"] for a in qa["answers"])))
+    for name, text in wanted.items():
+        path = corpus_dir / name
+        if not path.exists() or path.read_text("utf-8") != text:
+            path.write_text(text, "utf-8")
+    return corpus_dir, questions
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", "", to_simplified(s)).lower()
+
+
+def evaluate(searcher: Searcher, questions: list[GoldQuestion]) -> dict[str, Any]:
+    """Answer every question and aggregate the metrics per kind and overall."""
+    rows = []
+    for q in questions:
+        t0 = time.perf_counter()
+        hits = searcher.search(q.question)
+        answer = compose(q.question, hits, searcher.index)
+        ms = (time.perf_counter() - t0) * 1000
+        ranks = [h.chunk.article for h in hits]
+        rank = ranks.index(q.article) + 1 if q.article in ranks else None
+        prank = next((h.rank for h in hits if h.chunk.article == q.article and q.paragraph and
+                      h.chunk.first_paragraph <= q.paragraph <= h.chunk.last_paragraph), None)
+        quoted = _norm("".join(c.quote for c in answer.citations))
+        first = answer.citations[0] if answer.citations else None
+        rows.append({
+            "id": q.id, "kind": q.kind, "question": q.question, "offtopic": q.article is None,
+            "rank": rank, "passage_rank": prank if q.paragraph else rank,
+            "answered": answer.answered,
+            "contains": any(_norm(a) in quoted for a in q.answers) if q.answers else None,
+            "first_ok": (first is not None and first.article == q.article and
+                         (q.paragraph is None or first.paragraph == q.paragraph)),
+            "length": len("".join(c.display for c in answer.citations)), "ms": ms,
+            "answer": answer.text, "gold": list(q.answers), "evidence": answer.evidence,
+        })
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[r["kind"]].append(r)
+    report = {"questions": len(rows), "by_kind": {k: _metrics(v) for k, v in sorted(groups.items())},
+              "overall": _metrics(rows), "rows": rows}
+    chinese = [r for r in rows if not r["offtopic"]]
+    report["answerable"] = _metrics(chinese) if chinese else {}
+    return report
+
+
+def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    on = [r for r in rows if not r["offtopic"]]
+    off = [r for r in rows if r["offtopic"]]
+    m: dict[str, Any] = {"n": len(rows)}
+    if on:
+        m["hit@1"] = _mean(r["rank"] == 1 for r in on)
+        m["hit@5"] = _mean(r["rank"] is not None and r["rank"] <= 5 for r in on)
+        m["mrr"] = _mean(1 / r["rank"] if r["rank"] else 0 for r in on)
+        m["passage_hit@1"] = _mean(r["passage_rank"] == 1 for r in on)
+        m["passage_mrr"] = _mean(1 / r["passage_rank"] if r["passage_rank"] else 0 for r in on)
+        with_gold = [r for r in on if r["contains"] is not None]
+        m["contains"] = _mean(r["contains"] for r in with_gold) if with_gold else None
+        m["first_citation"] = _mean(r["first_ok"] for r in on)
+        m["answered"] = _mean(r["answered"] for r in on)
+        m["median_length"] = statistics.median(r["length"] for r in on if r["answered"]) \
+            if any(r["answered"] for r in on) else 0
+    if off:
+        m["declined"] = _mean(not r["answered"] for r in off)
+    m["ms_per_question"] = statistics.mean(r["ms"] for r in rows) if rows else 0.0
+    return m
+
+
+def _mean(values: Any) -> float:
+    vals = [float(v) for v in values]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+_COLS = ("n", "hit@1", "hit@5", "mrr", "passage_hit@1", "contains", "first_citation",
+         "answered", "declined", "median_length", "ms_per_question")
+
+
+def format_report(report: dict[str, Any], failures: int = 0) -> str:
+    """A plain-text table of the report, optionally followed by missed questions."""
+    head = f"{'kind':<12}" + "".join(f"{c:>15}" for c in _COLS)
+    lines = [head]
+    for name, m in [*report["by_kind"].items(), ("overall", report["overall"])]:
+        cells = []
+        for c in _COLS:
+            v = m.get(c)
+            cells.append(f"{'-':>15}" if v is None else
+                         f"{v:>15d}" if isinstance(v, int) else f"{v:>15.3f}")
+        lines.append(f"{name:<12}" + "".join(cells))
+    if failures:
+        missed = [r for r in report["rows"] if (r["offtopic"] and r["answered"]) or
+                  (not r["offtopic"] and (r["rank"] != 1 or r["contains"] is False))]
+        lines.append(f"\n{len(missed)} missed; first {min(failures, len(missed))}:")
+        for r in missed[:failures]:
+            lines.append(f"- [{r['kind']}] {r['question']}  rank={r['rank']} "
+                         f"gold={r['gold'][:1]} ev={r['evidence']:.2f}\n    → {r['answer'][:160]}")
+    return "\n".join(lines)

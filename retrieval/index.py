@@ -1,0 +1,407 @@
+"""The on-disk index: build, update, load, validate.
+
+An index is a directory of plain files: ``manifest.json`` plus, for one
+generation, ``articles-G.jsonl``, ``chunks-G.jsonl``, ``bm25-G/`` and
+``dense-G.faiss``. A build writes a new generation beside the old one and
+commits it by atomically replacing ``manifest.json``; a crash before that
+leaves the previous index intact. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .chunking import Chunk, chunk_articles, passage_key, passage_text
+from .corpus import Article, article_from_dict, article_to_dict, corpus_files, load_corpus
+from .embedding import Embedder
+from .errors import IndexCorruptError, IndexMismatchError, ModelUnavailableError
+from .lexical import LexicalIndex
+from .settings import Settings
+from .vectors import VectorIndex
+
+FORMAT = "newsqa-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What :func:`build_index` did."""
+
+    action: str  # "built", "updated" or "unchanged"
+    articles: int
+    chunks: int
+    retrievers: tuple[str, ...]
+    dimension: int | None
+    seconds: float
+    embedded: int = 0
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    reason: str = ""
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+class Index:
+    """A loaded index: articles, chunks, BM25, and (lazily) the FAISS vectors."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], articles: dict[str, Article],
+                 chunks: list[Chunk], lexical: LexicalIndex) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.articles = articles
+        self.chunks = chunks
+        self.lexical = lexical
+        self._vectors: VectorIndex | None = None
+
+    @property
+    def retrievers(self) -> tuple[str, ...]:
+        """"bm25", plus "dense" when the index holds vectors."""
+        return tuple(self.manifest["retrievers"])
+
+    @property
+    def model(self) -> dict[str, Any] | None:
+        """Model name, dimension and prompts of the stored vectors, or None."""
+        return self.manifest.get("model")
+
+    @property
+    def vectors(self) -> VectorIndex | None:
+        """The FAISS store, read on first use (importing faiss only then)."""
+        if self._vectors is None and "dense" in self.retrievers:
+            vec = VectorIndex.load(self.folder / self.manifest["files"]["faiss"])
+            if vec.size != len(self.chunks):
+                raise IndexCorruptError(f"the FAISS file in {self.folder} holds {vec.size} "
+                                        f"vectors for {len(self.chunks)} chunks; rebuild with "
+                                        f"`newsqa index --rebuild`")
+            self._vectors = vec
+        return self._vectors
+
+    def passage(self, chunk: Chunk) -> str:
+        """The Simplified text matched and embedded for ``chunk``."""
+        return passage_text(chunk, self.articles[chunk.article].title)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Index:
+        """Open the index in ``folder``, checking format version and files.
+
+        Raises:
+            IndexCorruptError: Missing or unreadable files.
+            IndexMismatchError: Written by an incompatible newsqa version.
+        """
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        files = manifest["files"]
+        for name in (files["articles"], files["chunks"], files["bm25"]) + (
+                (files["faiss"],) if "dense" in manifest["retrievers"] else ()):
+            path = folder / name
+            if not path.exists():
+                raise IndexCorruptError(f"index file {path} is missing; rebuild with "
+                                        f"`newsqa index --rebuild`")
+            expected = manifest["sizes"].get(name)
+            if expected is not None and path.is_file() and path.stat().st_size != expected:
+                raise IndexCorruptError(f"index file {path} was changed or truncated; rebuild "
+                                        f"with `newsqa index --rebuild`")
+        try:
+            articles = {d["id"]: article_from_dict(d)
+                        for d in _read_jsonl(folder / files["articles"])}
+            chunks = [Chunk(d["id"], d["article"], d["start"], d["end"], d["p"][0], d["p"][1],
+                            d["heading"], d["text"]) for d in _read_jsonl(folder / files["chunks"])]
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            raise IndexCorruptError(f"the chunk or article file in {folder} is corrupt ({exc}); "
+                                    f"rebuild with `newsqa index --rebuild`") from exc
+        lexical = LexicalIndex.load(folder / files["bm25"])
+        if lexical.size != len(chunks) or len(chunks) != manifest["counts"]["chunks"]:
+            raise IndexCorruptError(f"the index in {folder} is inconsistent (BM25 has "
+                                    f"{lexical.size} documents, {len(chunks)} chunks); rebuild "
+                                    f"with `newsqa index --rebuild`")
+        return cls(folder, manifest, articles, chunks, lexical)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read and check ``manifest.json``.
+
+    Raises:
+        IndexCorruptError: Missing or not valid JSON.
+        IndexMismatchError: Another format or format version.
+    """
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise IndexCorruptError(f"no index in {folder} (manifest.json is missing); build it "
+                                f"with `newsqa index`")
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+        version = manifest["format_version"] if manifest.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise IndexCorruptError(f"{path} is corrupt ({exc.__class__.__name__}); rebuild with "
+                                f"`newsqa index --rebuild`") from exc
+    if version != FORMAT_VERSION:
+        raise IndexMismatchError(f"the index in {folder} has format version {version}, this "
+                                 f"newsqa reads version {FORMAT_VERSION}; rebuild with "
+                                 f"`newsqa index --rebuild`")
+    return manifest
+
+
+def index_status(corpus: str | Path, folder: str | Path, settings: Settings) -> tuple[str, str]:
+    """Whether the index matches the corpus and settings, without reading articles.
+
+    Returns:
+        ``(status, reason)`` with status "fresh", "stale" or "missing".
+    """
+    folder = Path(folder)
+    try:
+        manifest = read_manifest(folder)
+    except IndexCorruptError as exc:
+        return ("missing" if not (folder / MANIFEST).exists() else "stale"), str(exc)
+    except IndexMismatchError as exc:
+        return "stale", str(exc)
+    if manifest["settings"] != settings.index_params():
+        return "stale", "settings or model changed"
+    known = {**manifest["files_seen"]}
+    current = corpus_files(corpus)
+    if set(known) != set(current):
+        return "stale", "articles were added or removed"
+    for name, (size, mtime) in current.items():
+        old = known[name]
+        if old["size"] != size:
+            return "stale", f"{name} changed"
+        if old["mtime_ns"] != mtime and _sha256(Path(corpus) / name) != old["sha256"]:
+            return "stale", f"{name} changed"
+    return "fresh", ""
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Serialize builders of one index (a CLI and a running bot, say)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
+                rebuild: bool = False, embedder: Embedder | None = None,
+                warn: Warn | None = None, progress: bool = False) -> tuple[Index, BuildReport]:
+    """Build the index of ``corpus`` in ``folder``, or bring it up to date.
+
+    Unchanged articles keep their vectors: only passages whose text is new
+    are embedded. If the model cannot be loaded, the index is built
+    lexical-only with one warning (or ModelUnavailableError when
+    ``settings.require_dense``).
+
+    Args:
+        corpus: Folder of articles.
+        folder: Index directory (created if needed).
+        settings: Chunking, tokenization and model settings.
+        rebuild: Ignore any existing index.
+        embedder: Model to use; by default one is made from ``settings``.
+        warn: Receives one-line warnings (unreadable files, missing model).
+        progress: Show a progress bar while embedding.
+    """
+    t0 = time.perf_counter()
+    folder = Path(folder)
+    warnings: list[str] = []
+
+    def note(msg: str) -> None:
+        warnings.append(msg)
+        if warn:
+            warn(msg)
+
+    with _locked(folder):
+        articles = load_corpus(corpus, note)
+        old, reason = (None, "rebuild requested") if rebuild else _reusable(folder, settings)
+        old_ids = {a: m["sha256"] for a, m in (old.manifest["articles"] if old else {}).items()}
+        new_ids = {a.id: a.sha256 for a in articles}
+        added = tuple(sorted(set(new_ids) - set(old_ids)))
+        removed = tuple(sorted(set(old_ids) - set(new_ids)))
+        changed = tuple(sorted(a for a in set(new_ids) & set(old_ids)
+                               if new_ids[a] != old_ids[a]))
+        wants_dense = bool(settings.model)
+        embedder = embedder or Embedder(settings.model, settings.query_prompt,
+                                        settings.passage_prompt, settings.batch_size,
+                                        allow_download=settings.allow_download)
+        dense_error = None
+        if wants_dense:
+            try:
+                embedder.warm_up()
+            except ModelUnavailableError as exc:
+                if settings.require_dense:
+                    raise
+                dense_error = exc
+                note(f"{exc}. Continuing with lexical (BM25) retrieval only; once the model "
+                     f"is available, run `newsqa index` to add dense retrieval.")
+        if old is not None and not (added or removed or changed) and (
+                "dense" in old.retrievers or dense_error is not None or not wants_dense):
+            _refresh_seen(folder, old, corpus, articles)
+            return old, BuildReport("unchanged", len(articles), len(old.chunks), old.retrievers,
+                                    (old.model or {}).get("dimension"),
+                                    time.perf_counter() - t0, warnings=tuple(warnings))
+
+        chunks = chunk_articles(articles, settings.chunk_size, settings.chunk_overlap)
+        titles = {a.id: a.title for a in articles}
+        passages = [passage_text(c, titles[c.article]) for c in chunks]
+        lexical = LexicalIndex.build(passages, settings.tokenizer, settings.k1, settings.b)
+
+        matrix, model_info, embedded = None, None, 0
+        if wants_dense and dense_error is None:
+            matrix, embedded = _embed(embedder, passages, old, progress)
+            model_info = {"name": settings.model, "dimension": int(matrix.shape[1]),
+                          "query_prompt": embedder.query_prompt,
+                          "passage_prompt": embedder.passage_prompt, "normalized": True}
+        index = _write(folder, settings, corpus, articles, chunks, lexical, matrix, model_info)
+        action = "updated" if old is not None else "built"
+        return index, BuildReport(action, len(articles), len(chunks), index.retrievers,
+                                  model_info["dimension"] if model_info else None,
+                                  time.perf_counter() - t0, embedded, added, changed, removed,
+                                  reason if old is None else "", tuple(warnings))
+
+
+def _reusable(folder: Path, settings: Settings) -> tuple[Index | None, str]:
+    """The existing index if its vectors and chunks can be reused, else why not."""
+    if not (folder / MANIFEST).exists():
+        return None, "no index yet"
+    try:
+        old = Index.load(folder)
+    except (IndexCorruptError, IndexMismatchError) as exc:
+        return None, str(exc)
+    if old.manifest["settings"] != settings.index_params():
+        return None, "settings or model changed"
+    return old, ""
+
+
+def _embed(embedder: Embedder, passages: list[str], old: Index | None,
+           progress: bool) -> tuple[np.ndarray, int]:
+    """Vectors of all passages, embedding only those the old index does not hold."""
+    known: dict[str, np.ndarray] = {}
+    if old is not None and old.model and old.model["name"] == embedder.model_name \
+            and old.vectors is not None:
+        old_vectors = old.vectors.vectors()
+        for chunk, vec in zip(old.chunks, old_vectors):
+            known[passage_key(old.passage(chunk))] = vec
+    keys = [passage_key(p) for p in passages]
+    todo = sorted({i for i, k in enumerate(keys) if k not in known})
+    dim = embedder.dimension
+    matrix = np.zeros((len(passages), dim), dtype=np.float32)
+    if todo:
+        fresh = embedder.embed_passages([passages[i] for i in todo], progress=progress)
+        matrix[todo] = fresh
+    for i, k in enumerate(keys):
+        if k in known:
+            matrix[i] = known[k]
+    return matrix, len(todo)
+
+
+def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[Article],
+           chunks: list[Chunk], lexical: LexicalIndex, matrix: Any,
+           model_info: dict[str, Any] | None) -> Index:
+    gen = uuid.uuid4().hex[:8]
+    files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.jsonl",
+             "bm25": f"bm25-{gen}"}
+    _write_jsonl(folder / files["articles"], (article_to_dict(a) for a in articles))
+    _write_jsonl(folder / files["chunks"], (
+        {"id": c.id, "article": c.article, "start": c.start, "end": c.end,
+         "p": [c.first_paragraph, c.last_paragraph], "heading": c.heading, "text": c.text}
+        for c in chunks))
+    lexical.save(folder / files["bm25"])
+    vectors = None
+    if matrix is not None:
+        files["faiss"] = f"dense-{gen}.faiss"
+        vectors = VectorIndex.build(matrix, settings.ann_threshold)
+        vectors.save(folder / files["faiss"])
+    retrievers = ["bm25"] + (["dense"] if vectors is not None else [])
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generation": gen,
+        "normalization": "opencc-t2s",
+        "settings": settings.index_params(),
+        "retrievers": retrievers,
+        "model": model_info,
+        "faiss": {"kind": vectors.kind, "size": vectors.size} if vectors else None,
+        "files": files,
+        "sizes": {name: (folder / name).stat().st_size for name in files.values()
+                  if (folder / name).is_file()},
+        "counts": {"articles": len(articles), "chunks": len(chunks)},
+        "articles": {a.id: {"sha256": a.sha256, "title": a.title} for a in articles},
+        "files_seen": _files_seen(corpus, articles),
+    }
+    _commit_manifest(folder, manifest)
+    _remove_other_generations(folder, gen)
+    index = Index(folder, manifest, {a.id: a for a in articles}, chunks, lexical)
+    index._vectors = vectors
+    return index
+
+
+def _files_seen(corpus: str | Path, articles: list[Article]) -> dict[str, dict[str, Any]]:
+    by_name = {Path(a.path).name: a.sha256 for a in articles}
+    out = {}
+    for name, (size, mtime) in corpus_files(corpus).items():
+        sha = by_name.get(name) or _sha256(Path(corpus) / name)
+        out[name] = {"size": size, "mtime_ns": mtime, "sha256": sha}
+    return out
+
+
+def _refresh_seen(folder: Path, index: Index, corpus: str | Path, articles: list[Article]) -> None:
+    seen = _files_seen(corpus, articles)
+    if seen != index.manifest.get("files_seen"):
+        index.manifest["files_seen"] = seen
+        _commit_manifest(folder, index.manifest)
+
+
+def _commit_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    tmp = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, ensure_ascii=False, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _remove_other_generations(folder: Path, keep: str) -> None:
+    for path in folder.iterdir():
+        stem = path.name.split(".")[0]
+        if (stem.startswith(("articles-", "chunks-", "bm25-", "dense-")) and
+                not stem.endswith(keep)) or (path.name.endswith(".tmp") and path.name[0] == "."):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False))
+            fh.write("\n")
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,168 @@
+"""Hybrid search: BM25 and dense rankings fused into :class:`Hit` s with evidence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chunking import Chunk
+from .embedding import Embedder
+from .errors import ModelUnavailableError, QuestionError
+from .index import Index
+from .lexical import tokenize, tokenize_query
+from .settings import Settings
+from .text import to_simplified
+
+CANDIDATES = 50  # per retriever, before fusion
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its scores.
+
+    Attributes:
+        rank: 1-based position after fusion.
+        chunk: The passage.
+        score: Fused score (higher is better).
+        lexical: BM25 score (0 when no question word matches).
+        dense: Cosine similarity, or None without dense retrieval.
+        coverage: Share (0..1, idf-weighted) of the question's words found in the passage;
+            low coverage is the main evidence that the articles do not answer.
+    """
+
+    rank: int
+    chunk: Chunk
+    score: float
+    lexical: float
+    dense: float | None
+    coverage: float
+
+
+class Searcher:
+    """Answers ``search(question)`` from one loaded :class:`Index`.
+
+    The dense model named in the index is loaded on first use, never from
+    the network; if that fails the searcher says so once through ``warn``
+    and continues with BM25 alone.
+    """
+
+    def __init__(self, index: Index, settings: Settings | None = None,
+                 embedder: Embedder | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.index = index
+        self.settings = settings or Settings()
+        self._warn = warn or (lambda _m: None)
+        self._embedder = embedder
+        self._dense_ok = "dense" in index.retrievers
+
+    @property
+    def retrievers(self) -> tuple[str, ...]:
+        """The retrievers in use now (dense drops out if its model fails to load)."""
+        return ("bm25", "dense") if self._dense_ok else ("bm25",)
+
+    def warm_up(self) -> None:
+        """Load the query model and FAISS file now instead of on the first question."""
+        if self._dense_ok:
+            self._query_vector("预热")
+
+    def check(self, question: str) -> str:
+        """Validate a question and return it stripped.
+
+        Raises:
+            QuestionError: Empty, over the length limit, or without any letter or digit.
+        """
+        q = (question or "").strip()
+        if not q:
+            raise QuestionError("the question is empty; ask something about the articles")
+        limit = self.settings.max_question_chars
+        if len(q) > limit:
+            raise QuestionError(f"the question has {len(q)} characters; the limit is {limit}, "
+                                f"please ask a shorter one")
+        if not any(ch.isalnum() for ch in q):
+            raise QuestionError("the question has no words in it (only symbols or emoji); "
+                                "please ask in Chinese or English")
+        return q
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``question`` (default ``settings.top_k``)."""
+        q = self.check(question)
+        k = k or self.settings.top_k
+        norm = to_simplified(q)
+        n = len(self.index.chunks)
+        lex = self.index.lexical.scores(norm)
+        lex_top = _top(lex, CANDIDATES)
+        lex_top = lex_top[lex[lex_top] > 0]
+        dense_scores: dict[int, float] = {}
+        qvec = self._query_vector(norm) if self._dense_ok else None
+        if qvec is not None and self.index.vectors is not None:
+            sims, ids = self.index.vectors.search(qvec, min(CANDIDATES, n))
+            dense_scores = {int(i): float(s) for i, s in zip(ids[0], sims[0]) if i >= 0}
+        fused = self._fuse(lex, lex_top, dense_scores)
+        order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        weights = self._query_weights(norm)
+        return [Hit(r + 1, self.index.chunks[i], fused[i], float(lex[i]), dense_scores.get(i),
+                    self._coverage(weights, self.index.chunks[i]))
+                for r, i in enumerate(order)]
+
+    def _fuse(self, lex: np.ndarray, lex_top: np.ndarray,
+              dense: dict[int, float]) -> dict[int, float]:
+        s = self.settings
+        if not dense:
+            return {int(i): float(lex[i]) for i in lex_top}
+        if s.fusion == "weighted":
+            top = float(lex[lex_top[0]]) if len(lex_top) else 1.0
+            ids = set(map(int, lex_top)) | set(dense)
+            return {i: (1 - s.dense_weight) * float(lex[i]) / (top or 1.0)
+                    + s.dense_weight * dense.get(i, 0.0) for i in ids}
+        out: dict[int, float] = {}
+        for r, i in enumerate(lex_top):
+            out[int(i)] = out.get(int(i), 0.0) + 1.0 / (s.rrf_k + r + 1)
+        for r, i in enumerate(sorted(dense, key=lambda j: -dense[j])):
+            out[i] = out.get(i, 0.0) + 1.0 / (s.rrf_k + r + 1)
+        return out
+
+    def _query_vector(self, norm: str) -> np.ndarray | None:
+        try:
+            if self._embedder is None:
+                info = self.index.model or {}
+                self._embedder = Embedder(info["name"], info.get("query_prompt"),
+                                          info.get("passage_prompt"), allow_download=False)
+            vec = self._embedder.embed_queries([norm])
+            if self.index.vectors is not None and vec.shape[1] != self.index.vectors.dimension:
+                raise ModelUnavailableError(
+                    f"model {self._embedder.model_name!r} gives {vec.shape[1]}-dimensional "
+                    f"vectors but the index holds {self.index.vectors.dimension}")
+            return vec
+        except ModelUnavailableError as exc:
+            self._dense_ok = False
+            self._warn(f"{exc}; answering with lexical (BM25) retrieval only")
+            return None
+
+    def _query_weights(self, norm: str) -> dict[str, float]:
+        """idf weight of each evidence token of the question (bigrams and Latin words).
+
+        Tokens the corpus never uses get the highest weight: they are what an
+        off-topic question is about.
+        """
+        toks = {t for t in tokenize_query(norm, "bigram") if len(t) > 1 or t.isascii()}
+        idf = self.index.lexical.idf(sorted(toks))
+        n = max(self.index.lexical.size, 1)
+        unseen = math.log(1 + (n + 0.5) / 0.5)
+        return {t: idf.get(t, unseen) for t in toks}
+
+    def _coverage(self, weights: dict[str, float], chunk: Chunk) -> float:
+        total = sum(weights.values())
+        if not total:
+            return 0.0
+        have = set(tokenize(self.index.passage(chunk), "bigram"))
+        return sum(w for t, w in weights.items() if t in have) / total
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    if len(scores) <= k:
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
