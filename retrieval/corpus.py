@@ -136,20 +136,38 @@ def decode(raw: bytes) -> tuple[str, str]:
         raise CorpusError("empty file")
     if b"\x00" in raw[:8192]:
         raise CorpusError("binary file (contains NUL bytes)")
-    for encoding in ("utf-8-sig", "gb18030", "big5"):
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if _badness(text) > len(text) // 100:
+            raise CorpusError("binary file (control characters)")
+        return _clean(text), "utf-8"
+    # Big5 bytes often decode as GB18030 too, into private-use and rare
+    # characters; keep whichever reading looks most like text.
+    best: tuple[int, str, str] | None = None
+    for encoding in ("gb18030", "big5"):
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if _looks_like_text(text):
-            return text.replace("\r\n", "\n").replace("\r", "\n"), encoding.replace("-sig", "")
-    raise CorpusError("not UTF-8, GB18030 or Big5 text")
+        bad = _badness(text)
+        if best is None or bad < best[0]:
+            best = (bad, text, encoding)
+    if best is None or best[0] > len(best[1]) // 100:
+        raise CorpusError("not UTF-8, GB18030 or Big5 text")
+    return _clean(best[1]), best[2]
 
 
-def _looks_like_text(text: str) -> bool:
-    # GB18030 decodes almost any byte string; reject results full of controls.
-    bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
-    return bad <= len(text) // 100
+def _clean(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _badness(text: str) -> int:
+    """Control and private-use characters: signs of a wrong decoding."""
+    return sum(1 for ch in text if (ord(ch) < 32 and ch not in "\n\r\t\f")
+               or 0xE000 <= ord(ch) <= 0xF8FF)
 
 
 # --- parsing -----------------------------------------------------------------

@@ -116,7 +116,10 @@ class Embedder:
     def dimension(self) -> int:
         """Length of the vectors."""
         self.warm_up()
-        dim = self._model.get_sentence_embedding_dimension()
+        # sentence-transformers 5 renamed the method; support both.
+        getter = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        dim = getter()
         return int(dim) if dim else int(self.embed_queries(["测试"]).shape[1])
 
     def embed_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:

@@ -1,0 +1,90 @@
+"""The dense path, with a tiny randomly initialised model built by the test and loaded by path."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import Embedder, Index, Searcher, Settings, build_index
+from retrieval.vectors import VectorIndex
+
+
+def test_tiny_model_dense_index_roundtrip(corpus: Path, tmp_path: Path, tiny_model: Path) -> None:
+    settings = Settings(model=str(tiny_model))
+    index, report = build_index(corpus, tmp_path / "idx", settings)
+    assert report.retrievers == ("bm25", "dense")
+    assert report.dimension == 32 and report.embedded == report.chunks
+    assert index.manifest["model"]["name"] == str(tiny_model)
+    assert index.manifest["faiss"] == {"kind": "flat", "size": report.chunks}
+    loaded = Index.load(tmp_path / "idx")
+    assert loaded.vectors is not None and loaded.vectors.size == report.chunks
+    s1, s2 = Searcher(index, settings), Searcher(loaded, settings)
+    for q in ("单光屯社区化解了多少矛盾？", "鄭永強是誰？"):
+        h1, h2 = s1.search(q), s2.search(q)
+        assert [(h.chunk.id, round(h.score, 6)) for h in h1] == \
+               [(h.chunk.id, round(h.score, 6)) for h in h2]
+        assert any(h.dense is not None for h in h1)
+
+
+def test_update_embeds_only_changed_passages(corpus: Path, tmp_path: Path,
+                                             tiny_model: Path) -> None:
+    settings = Settings(model=str(tiny_model))
+    _, first = build_index(corpus, tmp_path / "idx", settings)
+    (corpus / "new.md").write_text("# 新文章\n\n芹菜合作社今年增收。\n", "utf-8")
+    index, second = build_index(corpus, tmp_path / "idx", settings)
+    assert second.action == "updated" and second.added == ("new",)
+    assert second.embedded == 1 and second.chunks == first.chunks + 1
+    # Carried-over vectors equal freshly computed ones.
+    fresh = Embedder(str(tiny_model)).embed_passages([index.passage(index.chunks[0])])
+    assert np.allclose(index.vectors.vectors()[0], fresh[0], atol=1e-5)
+    _, third = build_index(corpus, tmp_path / "idx", settings)
+    assert third.action == "unchanged" and third.embedded == 0
+
+
+def test_query_model_missing_at_query_time_falls_back(corpus: Path, tmp_path: Path,
+                                                      tiny_model: Path) -> None:
+    import shutil
+
+    model = tmp_path / "model-copy"
+    shutil.copytree(tiny_model, model)
+    settings = Settings(model=str(model))
+    index, _ = build_index(corpus, tmp_path / "idx", settings)
+    shutil.rmtree(model)
+    warnings: list[str] = []
+    s = Searcher(Index.load(tmp_path / "idx"), settings, warn=warnings.append)
+    hits = s.search("鄭永強是誰？")
+    hits += s.search("茶棚村有多少人？")
+    assert hits and all(h.dense is None for h in hits)
+    assert len(warnings) == 1 and "lexical" in warnings[0]
+    assert s.retrievers == ("bm25",)
+
+
+def test_hnsw_recall_against_flat() -> None:
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((4000, 64)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    queries = vecs[rng.choice(4000, 100, replace=False)] + 0.3 * rng.standard_normal(
+        (100, 64)).astype(np.float32)
+    flat = VectorIndex.build(vecs, ann_threshold=10**6)
+    hnsw = VectorIndex.build(vecs, ann_threshold=1000)
+    assert (flat.kind, hnsw.kind) == ("flat", "hnsw")
+    _, exact = flat.search(queries, 10)
+    _, approx = hnsw.search(queries, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.95
+
+
+def test_prompts_for_known_models() -> None:
+    assert Embedder("BAAI/bge-small-zh-v1.5").query_prompt.startswith("为这个句子")
+    e5 = Embedder("intfloat/multilingual-e5-small")
+    assert (e5.query_prompt, e5.passage_prompt) == ("query: ", "passage: ")
+    assert Embedder("x/y", query_prompt="q: ").query_prompt == "q: "
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "weighted"])
+def test_fusion_modes(corpus: Path, tmp_path: Path, tiny_model: Path, fusion: str) -> None:
+    settings = Settings(model=str(tiny_model), fusion=fusion)
+    index, _ = build_index(corpus, tmp_path / "idx", settings)
+    hits = Searcher(index, settings).search("单光屯社区化解了多少矛盾？")
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert hits[0].chunk.article.startswith("000")
