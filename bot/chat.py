@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TextIO
@@ -24,10 +25,8 @@ def _setup_readline() -> Path | None:
     except ImportError:  # pragma: no cover - not on every platform
         return None
     history = Path(os.path.expanduser("~/.newsqa_history"))
-    try:
+    with contextlib.suppress(OSError):
         readline.read_history_file(history)
-    except OSError:
-        pass
     readline.set_history_length(1000)
     return history
 
@@ -73,10 +72,8 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
     if history is not None:
         import readline
 
-        try:
+        with contextlib.suppress(OSError):
             readline.write_history_file(history)
-        except OSError:
-            pass
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from retrieval import (
     DEFAULT_MODEL,
     Index,
+    IndexError_,
     NewsqaError,
     QuestionError,
     Searcher,
@@ -110,7 +111,10 @@ def open_index(args: argparse.Namespace, settings: Settings, *, rebuild: bool = 
     status, reason = ("stale", "rebuild requested") if rebuild else index_status(
         args.corpus, folder, settings)
     if status == "fresh":
-        return Index.load(folder)
+        try:
+            return Index.load(folder)
+        except IndexError_ as exc:  # safe to rebuild: the corpus is right here
+            status, reason = "stale", str(exc)
     say(f"newsqa: {'building' if status == 'missing' else 'updating'} the index of "
         f"{args.corpus} in {folder}" + (f" ({reason})" if status == "stale" else "") + " …")
     index, report = build_index(args.corpus, folder, settings, rebuild=rebuild, warn=_warn,

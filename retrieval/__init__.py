@@ -6,11 +6,11 @@ torch or sentence-transformers; the dense model loads on first use.
 
 __version__ = "0.1.0"
 
-from .answer import Answer, Citation, compose, question_type  # noqa: E402
-from .chunking import Chunk, chunk_article, chunk_articles  # noqa: E402
-from .corpus import Article, Paragraph, load_corpus, parse_article, read_article  # noqa: E402
-from .embedding import Embedder, resolve_model  # noqa: E402
-from .errors import (  # noqa: E402
+from .answer import Answer, Citation, compose, question_type
+from .chunking import Chunk, chunk_article, chunk_articles
+from .corpus import Article, Paragraph, load_corpus, parse_article, read_article
+from .embedding import Embedder, resolve_model
+from .errors import (
     ConfigError,
     CorpusError,
     IndexCorruptError,
@@ -20,10 +20,10 @@ from .errors import (  # noqa: E402
     NewsqaError,
     QuestionError,
 )
-from .index import BuildReport, Index, build_index, index_status  # noqa: E402
-from .search import Hit, Searcher  # noqa: E402
-from .settings import DEFAULT_MODEL, Settings  # noqa: E402
-from .text import detect_script, split_sentences, to_script, to_simplified  # noqa: E402
+from .index import BuildReport, Index, build_index, index_status
+from .search import Hit, Searcher
+from .settings import DEFAULT_MODEL, Settings
+from .text import detect_script, split_sentences, to_script, to_simplified
 
 __all__ = [
     "DEFAULT_MODEL", "Answer", "Article", "BuildReport", "Chunk", "Citation", "ConfigError",

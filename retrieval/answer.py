@@ -240,12 +240,31 @@ def _answer_span(norm: str, qtype: str | None, sent: str,
             inside = [f for f in found if f[0] >= gap[0] and f[1] <= gap[1] + 2]
             if inside:
                 return (inside[0][0], min(inside[0][1], len(sent))), align
+        # Numbers in quotes (“3+2”平台) are names, not amounts.
+        found = [f for f in found if not (f[0] and sent[f[0] - 1] in "“「《\"+")] or found
         if found:
-            anchor = _anchor(sent, weights)
-            best = min(found, key=lambda f: abs((f[0] + f[1]) / 2 - anchor))
+            focus = _focus(norm, m, sent)
+            if focus:  # the thing counted or dated: 化解矛盾52件, 1200余亩土地
+                best = min(found, key=lambda f: min(abs(f[0] - p[1]) if f[0] >= p[1] else
+                                                    abs(p[0] - f[1]) for p in focus))
+            else:
+                anchor = _anchor(sent, weights)
+                best = min(found, key=lambda f: abs((f[0] + f[1]) / 2 - anchor))
             return best, align
         return (_trim(sent, gap), align * 0.5) if gap else (None, 0.0)
     return (_trim(sent, gap) if gap else None), align
+
+
+def _focus(norm: str, m: re.Match[str] | None, sent: str) -> list[tuple[int, int]]:
+    """Where the words right after (else right before) the question word occur in ``sent``."""
+    if m is None:
+        return []
+    right = re.sub(r"\W", "", norm[m.end():]).lstrip("个名位项件次户亩人元年天")
+    left = re.sub(r"\W", "", norm[:m.start()]).rstrip("了的是有在为共达到")
+    for word in (right[:2], left[-2:]):
+        if len(word) == 2 and word in sent:
+            return [(i.start(), i.end()) for i in re.finditer(re.escape(word), sent)]
+    return []
 
 
 def _trim(sent: str, gap: tuple[int, int]) -> tuple[int, int] | None:

@@ -55,7 +55,7 @@ def resolve_model(model: str, allow_download: bool = False, timeout: float = 3.0
         raise ModelUnavailableError(f"huggingface_hub is not installed ({exc})") from exc
     try:
         return snapshot_download(model, local_files_only=True)
-    except Exception:  # noqa: BLE001 - any cache miss means "not local"
+    except Exception:
         pass
     hint = (f"download it once where the hub is reachable (`hf download {model}`) "
             f"or pass --model /path/to/a/local/model")
@@ -69,7 +69,7 @@ def resolve_model(model: str, allow_download: bool = False, timeout: float = 3.0
                                     f"unreachable ({exc.__class__.__name__}); {hint}") from exc
     try:
         return snapshot_download(model, etag_timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - the hub raises many kinds
+    except Exception as exc:
         raise ModelUnavailableError(f"could not download {model!r} ({exc}); {hint}") from exc
 
 
@@ -108,7 +108,7 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch/transformers raise many kinds
+        except Exception as exc:
             raise ModelUnavailableError(f"could not load embedding model {self.model_name!r} "
                                         f"from {path}: {exc}") from exc
 

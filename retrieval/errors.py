@@ -31,7 +31,7 @@ class CorpusError(NewsqaError):
     exit_code = 3
 
 
-class IndexError_(NewsqaError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class IndexError_(NewsqaError):
     """The index directory is missing, corrupt, or from another version."""
 
     exit_code = 4

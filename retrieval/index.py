@@ -163,6 +163,7 @@ def index_status(corpus: str | Path, folder: str | Path, settings: Settings) -> 
         ``(status, reason)`` with status "fresh", "stale" or "missing".
     """
     folder = Path(folder)
+    current = corpus_files(corpus)  # raises CorpusError first: nothing to build from
     try:
         manifest = read_manifest(folder)
     except IndexCorruptError as exc:
@@ -172,7 +173,6 @@ def index_status(corpus: str | Path, folder: str | Path, settings: Settings) -> 
     if manifest["settings"] != settings.index_params():
         return "stale", "settings or model changed"
     known = {**manifest["files_seen"]}
-    current = corpus_files(corpus)
     if set(known) != set(current):
         return "stale", "articles were added or removed"
     for name, (size, mtime) in current.items():
@@ -293,7 +293,7 @@ def _embed(embedder: Embedder, passages: list[str], old: Index | None,
     if old is not None and old.model and old.model["name"] == embedder.model_name \
             and old.vectors is not None:
         old_vectors = old.vectors.vectors()
-        for chunk, vec in zip(old.chunks, old_vectors):
+        for chunk, vec in zip(old.chunks, old_vectors, strict=False):
             known[passage_key(old.passage(chunk))] = vec
     keys = [passage_key(p) for p in passages]
     todo = sorted({i for i, k in enumerate(keys) if k not in known})

@@ -41,7 +41,7 @@ def tokenize(norm: str, mode: str = "unibigram") -> list[str]:
     tokens: list[str] = []
     for m in _RUNS.finditer(norm.lower()):
         run = m.group(0)
-        if not ("\u3400" <= run[0]):
+        if not (run[0] >= "\u3400"):
             tokens.append(run)
             continue
         if mode in ("jieba", "jieba+bigram"):
@@ -59,7 +59,7 @@ def tokenize_query(norm: str, mode: str = "unibigram") -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # noqa: ANN202 - jieba has no type stubs
+def _jieba():
     import logging
 
     import jieba

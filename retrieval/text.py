@@ -23,7 +23,7 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @lru_cache(maxsize=2)
-def _converter(config: str):  # noqa: ANN202 - opencc has no type stubs
+def _converter(config: str):
     import opencc
 
     return opencc.OpenCC(config)
@@ -35,7 +35,10 @@ def to_simplified(text: str) -> str:
 
 
 def to_traditional(text: str) -> str:
-    """Convert Simplified characters to Traditional (OpenCC ``s2tw``, the 為/裡 forms users see in Taiwan and on 人民網)."""
+    """Convert Simplified characters to Traditional (OpenCC ``s2tw``).
+
+    ``s2tw`` gives the 為/裡 forms readers see in Taiwan and on 人民網 pages.
+    """
     return _converter("s2tw").convert(text) if text else text
 
 

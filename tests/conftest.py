@@ -38,7 +38,8 @@ def make_tiny_model(folder: Path, texts: list[str], hidden: int = 32) -> Path:
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
     word = models.Transformer(str(raw), max_seq_length=256)
-    pooling = models.Pooling(getattr(word, "get_embedding_dimension", word.get_word_embedding_dimension)(), pooling_mode="mean")
+    dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pooling = models.Pooling(dim(), pooling_mode="mean")
     out = folder / "model"
     SentenceTransformer(modules=[word, pooling], device="cpu").save(str(out))
     shutil.rmtree(raw)

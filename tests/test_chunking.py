@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 from retrieval import chunk_article, chunk_articles, load_corpus, parse_article
@@ -30,7 +31,7 @@ def test_chunk_size_and_overlap(seeds_dir: Path) -> None:
     for c in big:  # long paragraphs merge, but never across a section heading
         assert len({by_number[n] for n in range(c.first_paragraph, c.last_paragraph + 1)}) == 1
     assert len(big) < len(a.paragraphs)
-    overlapping = [(x, y) for x, y in zip(small, small[1:]) if y.start < x.end]
+    overlapping = [(x, y) for x, y in itertools.pairwise(small) if y.start < x.end]
     assert overlapping and all(x.first_paragraph == y.last_paragraph or
                                x.last_paragraph == y.first_paragraph for x, y in overlapping)
 

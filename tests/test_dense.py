@@ -48,7 +48,7 @@ def test_query_model_missing_at_query_time_falls_back(corpus: Path, tmp_path: Pa
     model = tmp_path / "model-copy"
     shutil.copytree(tiny_model, model)
     settings = Settings(model=str(model))
-    index, _ = build_index(corpus, tmp_path / "idx", settings)
+    _index, _ = build_index(corpus, tmp_path / "idx", settings)
     shutil.rmtree(model)
     warnings: list[str] = []
     s = Searcher(Index.load(tmp_path / "idx"), settings, warn=warnings.append)
@@ -70,7 +70,7 @@ def test_hnsw_recall_against_flat() -> None:
     assert (flat.kind, hnsw.kind) == ("flat", "hnsw")
     _, exact = flat.search(queries, 10)
     _, approx = hnsw.search(queries, 10)
-    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=False)])
     assert recall >= 0.95
 
 

@@ -44,7 +44,7 @@ def test_corrupt_manifest_is_a_clear_error_and_rebuild_fixes_it(corpus: Path,
     folder = tmp_path / "idx"
     build_index(corpus, folder, LEX)
     (folder / "manifest.json").write_text("{not json", "utf-8")
-    with pytest.raises(IndexCorruptError, match="corrupt.*newsqa index --rebuild"):
+    with pytest.raises(IndexCorruptError, match=r"corrupt.*newsqa index --rebuild"):
         Index.load(folder)
     assert index_status(corpus, folder, LEX)[0] == "stale"
     _, report = build_index(corpus, folder, LEX)

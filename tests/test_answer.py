@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from retrieval import Hit, Index, Searcher, Settings, compose, question_type
+from retrieval.evaluate import load_gold
+from retrieval.text import detect_script, to_simplified
+from tests.conftest import ROOT, SIMP, TRAD
+
+GOLD = load_gold(ROOT / "tests" / "gold" / "seeds.jsonl")
+
+
+def _hit(index: Index, article: str, paragraph: int, rank: int = 1) -> Hit:
+    chunk = next(c for c in index.chunks if c.article == article and
+                 c.first_paragraph <= paragraph <= c.last_paragraph)
+    return Hit(rank, chunk, 1.0 / rank, 1.0, None, 1.0)
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("单光屯社区化解了多少矛盾？", "number"), ("葡香村下辖几个自然村？", "number"),
+    ("鄭永強是誰？", "person"), ("哪个村种芹菜？", "place"),
+    ("会议是什么时候召开的？", "date"), ("纸坊村的四民工作法是什么？", None),
+])
+def test_question_types(question: str, kind: str | None) -> None:
+    assert question_type(to_simplified(question)) == kind
+
+
+def test_number_question_marks_the_number(lexical_index: Index) -> None:
+    a = compose("单光屯社区化解了多少矛盾？", [_hit(lexical_index, SIMP, 5)], lexical_index)
+    assert a.answered and a.script == "hans"
+    spans = [c.display[c.display_span[0]:c.display_span[1]] for c in a.citations if c.display_span]
+    assert "52件" in spans
+
+
+def test_person_and_place_questions(lexical_index: Index) -> None:
+    a = compose("鄭永強是誰？", [_hit(lexical_index, TRAD, 5)], lexical_index)
+    assert a.answered and "天津市城管委廢管處副處長鄭永強" in a.text
+    b = compose("哪个村种芹菜？", [_hit(lexical_index, SIMP, 8)], lexical_index)
+    assert "高岭村" in b.text and "芹菜" in b.text
+
+
+def test_answer_mirrors_the_askers_script(lexical_index: Index) -> None:
+    trad = compose("單光屯社區化解了多少矛盾？", [_hit(lexical_index, SIMP, 5)], lexical_index)
+    assert trad.script == "hant" and detect_script(trad.text) == "hant"
+    assert "單光屯社區" in trad.text and "单光屯社区" in trad.citations[0].quote + \
+        "".join(c.quote for c in trad.citations)
+    simp = compose("郑永强是谁？", [_hit(lexical_index, TRAD, 5)], lexical_index)
+    assert simp.script == "hans" and "郑永强" in simp.text
+    assert "鄭永強" in simp.citations[0].quote  # the quote stays in the original script
+
+
+def test_quotes_are_exact_and_answers_cite_in_reading_order(lexical_index: Index) -> None:
+    s = Searcher(lexical_index, Settings(model=""))
+    for q in GOLD:
+        a = compose(q.question, s.search(q.question), lexical_index)
+        for c in a.citations:
+            article = lexical_index.articles[c.article]
+            assert article.text[c.start:c.start + len(c.quote)] == c.quote
+            assert article.paragraph_at(c.start).number == c.paragraph
+            if c.span:
+                assert 0 <= c.span[0] < c.span[1] <= len(c.quote)
+            assert f"[{c.n}]" in a.text
+        assert 1 <= len(a.citations) <= 3 or not a.answered
+
+
+def test_off_topic_is_declined_with_nearest_sources(lexical_index: Index) -> None:
+    s = Searcher(lexical_index, Settings(model=""))
+    for q in (g for g in GOLD if g.article is None):
+        a = compose(q.question, s.search(q.question), lexical_index)
+        assert not a.answered and not a.citations, q.question
+    a = compose("蘋果公司的執行長是誰？", s.search("蘋果公司的執行長是誰？"), lexical_index)
+    assert a.text == "文章中沒有找到這個問題的答案。" and a.hits
+
+
+def test_no_hits_declines(lexical_index: Index) -> None:
+    a = compose("任何问题？", [], lexical_index)
+    assert not a.answered and a.evidence == 0.0
+
+
+def test_seeds_gold_quality_floor(lexical_index: Index) -> None:
+    """Quality regressions fail here; the measured figures are in the README."""
+    from retrieval.evaluate import evaluate
+
+    report = evaluate(Searcher(lexical_index, Settings(model="")), GOLD)
+    assert report["answerable"]["hit@1"] >= 0.97
+    assert report["by_kind"]["offtopic"]["declined"] == 1.0
+    for kind in ("hans", "hant", "cross"):
+        assert report["by_kind"][kind]["contains"] >= 0.9, kind
+
+
+def test_path_fixture_exists() -> None:
+    assert Path(ROOT / "seeds").is_dir()
