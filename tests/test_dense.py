@@ -88,3 +88,18 @@ def test_fusion_modes(corpus: Path, tmp_path: Path, tiny_model: Path, fusion: st
     hits = Searcher(index, settings).search("单光屯社区化解了多少矛盾？")
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
     assert hits[0].chunk.article.startswith("000")
+
+
+def test_missing_faiss_file_is_reported_and_rebuilt(corpus: Path, tmp_path: Path,
+                                                    tiny_model: Path) -> None:
+    from retrieval import IndexCorruptError, index_status
+
+    settings = Settings(model=str(tiny_model))
+    build_index(corpus, tmp_path / "idx", settings)
+    next((tmp_path / "idx").glob("dense-*.faiss")).unlink()
+    with pytest.raises(IndexCorruptError, match="missing"):
+        Index.load(tmp_path / "idx")
+    assert index_status(corpus, tmp_path / "idx", settings)[0] == "fresh"  # manifest is intact
+    _, report = build_index(corpus, tmp_path / "idx", settings)
+    assert report.action == "built" and "missing" in report.reason
+    assert Index.load(tmp_path / "idx").vectors.size == report.chunks
