@@ -47,8 +47,6 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
             break
         line = line.strip()
         if not line:
-            if interactive:
-                continue
             continue
         if line in ("/quit", "/exit", "/q"):
             break

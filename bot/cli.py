@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -166,7 +166,8 @@ def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
         _print_answer(answer, index, args.json, color, out)
         return 0
     status = 0
-    for line in _lines(stdin):
+    for raw in stdin:
+        line = raw.rstrip("\n")
         try:
             answer = answer_one(searcher, line)
         except QuestionError as exc:
@@ -183,12 +184,6 @@ def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
             out.write("\n")
         out.flush()
     return status
-
-
-def _lines(stream: TextIO) -> Iterable[str]:
-    for raw in stream:
-        line = raw.rstrip("\n")
-        yield line
 
 
 def _print_answer(answer: Any, index: Index, as_json: bool, color: bool, out: TextIO) -> None:

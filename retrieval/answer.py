@@ -12,7 +12,7 @@ most likely to be the answer.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .corpus import Article
 from .index import Index
@@ -163,20 +163,11 @@ def _not_found(script: Script) -> str:
 
 def _weights(norm: str, index: Index) -> dict[str, float]:
     """idf of the question's bigrams (weight 1) and characters (weight 0.3)."""
-    bigrams = {t for t in tokenize(_QWORD.sub(" ", norm), "bigram") if len(t) > 1 or t.isascii()}
-    chars = {t for t in tokenize(_QWORD.sub(" ", norm), "unibigram") if len(t) == 1}
+    text = _QWORD.sub(" ", norm)
+    bigrams = {t for t in tokenize(text, "bigram") if len(t) > 1 or t.isascii()}
+    chars = {t for t in tokenize(text, "unibigram") if len(t) == 1 and not t.isascii()}
     idf = index.lexical.idf(sorted(bigrams | chars))
-    n = max(index.lexical.size, 1)
-    unseen = _log(n)
-    out = {t: idf.get(t, unseen) for t in bigrams}
-    out.update({t: 0.3 * idf.get(t, unseen) for t in chars if not t.isascii()})
-    return out
-
-
-def _log(n: int) -> float:
-    import math
-
-    return math.log(1 + (n + 0.5) / 0.5)
+    return {**{t: idf[t] for t in bigrams}, **{t: 0.3 * idf[t] for t in chars}}
 
 
 def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: list[Hit],
@@ -184,20 +175,22 @@ def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: l
     total = sum(weights.values()) or 1.0
     seen: set[tuple[str, int]] = set()
     out: list[_Candidate] = []
+    titles: dict[str, set[str]] = {}
     for hit in hits:
         article = index.articles[hit.chunk.article]
-        spans = split_sentences(article.text, hit.chunk.start, hit.chunk.end)
-        for j, (a, b) in enumerate(spans):
+        if article.id not in titles:
+            titles[article.id] = set(tokenize(to_simplified(article.title), "unibigram"))
+        title = titles[article.id]
+        prev: set[str] = set()
+        for a, b in split_sentences(article.text, hit.chunk.start, hit.chunk.end):
+            sent = to_simplified(article.text[a:b])
+            toks = set(tokenize(sent, "unibigram"))
+            before, prev = prev, toks
             if (article.id, a) in seen:
                 continue
             seen.add((article.id, a))
-            sent = to_simplified(article.text[a:b])
-            toks = set(tokenize(sent, "unibigram"))
-            prev = set(tokenize(to_simplified(article.text[spans[j - 1][0]:spans[j - 1][1]]),
-                                "unibigram")) if j else set()
-            title = set(tokenize(to_simplified(article.title), "unibigram"))
             got = sum(w for t, w in weights.items() if t in toks)
-            ctx = sum(w for t, w in weights.items() if t not in toks and (t in prev or t in title))
+            ctx = sum(w for t, w in weights.items() if t not in toks and (t in before or t in title))
             overlap = (got + 0.5 * ctx) / total
             span, align = _answer_span(norm, qtype, sent, weights)
             typed = 1.0 if (qtype and span is not None) else 0.0
@@ -313,7 +306,7 @@ def _choose(cands: list[_Candidate], qtype: str | None, index: Index) -> list[_C
         if named is not None:
             chosen.insert(0, named)
     if qtype and best.span is None:
-        nxt = _neighbour(best, index)
+        nxt = _neighbour(best)
         if nxt is not None and nxt.span is not None:
             chosen.append(nxt)
     length = sum(c.end - c.start for c in chosen)
@@ -364,19 +357,15 @@ def _clean_entity(sent: str, span: tuple[int, int]) -> tuple[int, int]:
     return a, b
 
 
-def _neighbour(c: _Candidate, index: Index) -> _Candidate | None:
-    del index
+def _neighbour(c: _Candidate) -> _Candidate | None:
+    """The next sentence of the paragraph, its whole text marked when it holds a number."""
     para = c.article.paragraph_at(c.start)
     if para is None:
         return None
-    spans = split_sentences(c.article.text, para.start, para.end)
-    for a, b in spans:
+    for a, b in split_sentences(c.article.text, para.start, para.end):
         if a >= c.end:
-            sent = to_simplified(c.article.text[a:b])
-            has = bool(_ENTITY.get("number").search(sent))  # type: ignore[union-attr]
-            return _Candidate(c.article, a, b, c.paragraph, c.heading, c.score, c.overlap,
-                              None, c.rank) if not has else _Candidate(
-                c.article, a, b, c.paragraph, c.heading, c.score, c.overlap, (a, b), c.rank)
+            has_number = _ENTITY["number"].search(to_simplified(c.article.text[a:b]))
+            return replace(c, start=a, end=b, span=(a, b) if has_number else None)
     return None
 
 

@@ -127,14 +127,21 @@ class LexicalIndex:
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
     def idf(self, tokens: list[str]) -> dict[str, float]:
-        """Lucene idf of each known token, used to weigh evidence in answers."""
+        """Lucene idf of each token, used to weigh evidence in answers.
+
+        Tokens the corpus never uses get the highest possible idf: they are
+        what an off-topic question is about.
+        """
         bm = self._bm25
         n = self.size
+        indptr = bm.scores["indptr"]
+        unseen = float(np.log(1 + (n + 0.5) / 0.5))
         out = {}
         for t in tokens:
             tid = bm.vocab_dict.get(t)
             if tid is None:
+                out[t] = unseen
                 continue
-            df = int(bm.scores["indptr"][tid + 1] - bm.scores["indptr"][tid])
+            df = int(indptr[tid + 1] - indptr[tid])
             out[t] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
         return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -142,16 +141,9 @@ class Searcher:
             return None
 
     def _query_weights(self, norm: str) -> dict[str, float]:
-        """idf weight of each evidence token of the question (bigrams and Latin words).
-
-        Tokens the corpus never uses get the highest weight: they are what an
-        off-topic question is about.
-        """
+        """idf weight of each evidence token of the question (bigrams and Latin words)."""
         toks = {t for t in tokenize_query(norm, "bigram") if len(t) > 1 or t.isascii()}
-        idf = self.index.lexical.idf(sorted(toks))
-        n = max(self.index.lexical.size, 1)
-        unseen = math.log(1 + (n + 0.5) / 0.5)
-        return {t: idf.get(t, unseen) for t in toks}
+        return self.index.lexical.idf(sorted(toks))
 
     def _coverage(self, weights: dict[str, float], chunk: Chunk) -> float:
         total = sum(weights.values())
