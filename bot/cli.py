@@ -1,4 +1,4 @@
-"""The ``newsqa`` command: index, ask, chat, sources, eval.
+"""The ``newsqa`` command: index, ask, chat, sources, eval, telegram.
 
 This is an edge: environment variables are read here and nowhere in
 :mod:`retrieval`. Errors become one-line messages and exit codes.
@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from retrieval import (
     DEFAULT_MODEL,
+    ConfigError,
     Index,
     IndexError_,
     NewsqaError,
@@ -88,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--failures", type=int, default=0, metavar="N",
                    help="also list N questions that missed")
+    p = sub.add_parser("telegram", help="run the Telegram bot (long polling)")
+    _common(p)
+    p.add_argument("--token-file", metavar="FILE",
+                   help="file holding the bot token (default: env TELEGRAM_BOT_TOKEN)")
+    p.add_argument("--base-url", default=os.environ.get("TELEGRAM_BASE_URL"),
+                   help="self-hosted Bot API server, e.g. http://localhost:8081/bot "
+                        "(env TELEGRAM_BASE_URL; default: Telegram's)")
+    p.add_argument("--allowed-ids", default=os.environ.get("NEWSQA_ALLOWED_IDS", ""),
+                   help="comma-separated user and chat ids allowed to use the bot "
+                        "(env NEWSQA_ALLOWED_IDS; default: everyone)")
+    p.add_argument("--rate-limit", default=os.environ.get("NEWSQA_RATE_LIMIT", "5/60"),
+                   metavar="N/SECONDS", help="questions per user per window; 0 for no limit "
+                                             "(env NEWSQA_RATE_LIMIT; default 5/60)")
+    p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
+    p.add_argument("--log-level", default=os.environ.get("NEWSQA_LOG_LEVEL", "INFO").upper(),
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log detail on stderr (env NEWSQA_LOG_LEVEL; default INFO)")
     return parser
 
 
@@ -240,9 +258,70 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_ids(value: str) -> frozenset[int]:
+    """``"123, -100456"`` → ids; anything else is a ConfigError naming the format."""
+    ids = set()
+    for part in value.replace(",", " ").split():
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise ConfigError(f"allowed ids must be integers separated by commas (user ids, or "
+                              f"group ids such as -1001234567890), not {part!r}") from None
+    return frozenset(ids)
+
+
+def parse_rate(value: str) -> tuple[int, float]:
+    """``"5/60"`` → (5, 60.0); ``"0"`` turns the limit off."""
+    count, _, window = value.strip().partition("/")
+    try:
+        return int(count), float(window or 60)
+    except ValueError:
+        raise ConfigError(f"--rate-limit must be N/SECONDS such as 5/60 (or 0 for no limit), "
+                          f"not {value!r}") from None
+
+
+def read_token(token_file: str | None) -> str:
+    """The bot token from ``token_file`` or ``TELEGRAM_BOT_TOKEN``."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {token_file}: {exc.strerror}") from None
+    else:
+        token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if not token:
+        raise ConfigError("no bot token: set TELEGRAM_BOT_TOKEN or pass --token-file FILE "
+                          "(create a bot and get its token from @BotFather)")
+    return token
+
+
+def cmd_telegram(args: argparse.Namespace) -> int:
+    import logging
+
+    from . import telegram
+
+    token = read_token(args.token_file)
+    limit, window = parse_rate(args.rate_limit)
+    config = telegram.BotConfig(token=token, base_url=args.base_url or None,
+                                allowed_ids=parse_ids(args.allowed_ids), rate_limit=limit,
+                                rate_window=window)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redactor = telegram.install_token_filter(token)
+    if args.log_level != "DEBUG":  # httpx logs every poll at INFO
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = settings_from(args)
+    searcher = Searcher(open_index(args, settings), settings, warn=_warn)
+    searcher.warm_up()
+    try:
+        return telegram.run(searcher, config)
+    except NewsqaError as exc:
+        raise type(exc)(redactor.redact(str(exc))) from None
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "sources": cmd_sources,
-    "eval": cmd_eval,
+    "eval": cmd_eval, "telegram": cmd_telegram,
 }
 
 

@@ -6,6 +6,7 @@ Handlers and commands only format what :mod:`retrieval` returns.
 from __future__ import annotations
 
 import html
+from html.parser import HTMLParser
 from typing import Any
 
 from retrieval import Answer, Article, Citation, Hit, Index
@@ -96,4 +97,131 @@ def telegram_html(answer: Answer, index: Index) -> str:
     lines = ["".join(parts), "", f"<i>{esc(label('sources', answer.script))}:</i>"]
     lines += [f"[{c.n}] " + esc(source_line(None, c.paragraph, answer.script, c.title, c.source,
                                             c.date)) for c in answer.citations]
+    return "\n".join(lines)
+
+
+# --- Telegram message limits -------------------------------------------------
+
+TELEGRAM_LIMIT = 4096  # characters after entity parsing, counted in UTF-16 code units
+_BREAKS = ("\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", "，", ",", " ")
+_CLOSERS = "」』”’）)】》"
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+class _Runs(HTMLParser):
+    """Telegram HTML as runs of plain text, each with the tags open around it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.runs: list[tuple[str, tuple[str, ...]]] = []
+        self._open: list[tuple[str, str]] = []  # (name, raw start tag)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._open.append((tag, self.get_starttag_text() or f"<{tag}>"))
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i][0] == tag:
+                del self._open[i]
+                break
+
+    def handle_data(self, data: str) -> None:
+        self.runs.append((data, tuple(raw for _, raw in self._open)))
+
+
+def plain_text(html_text: str) -> str:
+    """The visible text of Telegram HTML (tags dropped, entities decoded)."""
+    parser = _Runs()
+    parser.feed(html_text)
+    parser.close()
+    return "".join(t for t, _ in parser.runs)
+
+
+def split_html(html_text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Split Telegram HTML into messages of at most ``limit`` visible characters.
+
+    Cuts prefer a blank line, then a line end, then a sentence end, and never
+    fall inside a tag or entity: each piece closes the tags open at its end
+    and reopens them at the start of the next, so every piece parses alone.
+    """
+    if utf16_len(plain_text(html_text)) <= limit:
+        return [html_text]
+    parser = _Runs()
+    parser.feed(html_text)
+    parser.close()
+    # One style per visible character keeps the cut arithmetic simple.
+    chars: list[tuple[str, tuple[str, ...]]] = [(ch, tags) for t, tags in parser.runs for ch in t]
+    text = "".join(ch for ch, _ in chars)
+    pieces, pos = [], 0
+    while pos < len(text):
+        end = _cut(text, pos, limit)
+        pieces.append(_render(chars[pos:end]).strip("\n"))
+        pos = end
+        while pos < len(text) and text[pos] == "\n":
+            pos += 1
+    return [p for p in pieces if p]
+
+
+def _cut(text: str, pos: int, limit: int) -> int:
+    end, used = pos, 0
+    while end < len(text) and used + utf16_len(text[end]) <= limit:
+        used += utf16_len(text[end])
+        end += 1
+    if end >= len(text):
+        return len(text)
+    window = text[pos:end]
+    for mark in _BREAKS:
+        i = window.rfind(mark)
+        if i > len(window) // 3:  # a cut too early would make many tiny messages
+            j = pos + i + len(mark)
+            while j < end and text[j] in _CLOSERS:
+                j += 1
+            return j
+    return end
+
+
+def _render(chars: list[tuple[str, tuple[str, ...]]]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(chars):
+        tags = chars[i][1]
+        j = i
+        while j < len(chars) and chars[j][1] == tags:
+            j += 1
+        body = html.escape("".join(ch for ch, _ in chars[i:j]), quote=False)
+        closes = "".join(f"</{_tag_name(t)}>" for t in reversed(tags))
+        out.append("".join(tags) + body + closes)
+        i = j
+    return "".join(out)
+
+
+def _tag_name(raw: str) -> str:
+    return raw[1:].split(">", 1)[0].split(None, 1)[0].lower()
+
+
+def passage_html(article: Article, paragraph: int, quote: tuple[int, int] | None = None) -> str:
+    """The full cited paragraph in its original text, the quote in bold."""
+    para = next((p for p in article.paragraphs if p.number == paragraph), None)
+    head = f"<b>{html.escape(source_line(article, paragraph, article.script))}</b>"
+    if para is None:
+        return head
+    text = article.paragraph_text(para)
+    if quote and para.start <= quote[0] < quote[1] <= para.end:
+        a, b = quote[0] - para.start, quote[1] - para.start
+        body = (f"{html.escape(text[:a])}<b>{html.escape(text[a:b])}</b>"
+                f"{html.escape(text[b:])}")
+    else:
+        body = html.escape(text)
+    return f"{head}\n\n{body}"
+
+
+def sources_html(index: Index, script: Script) -> str:
+    """The articles, numbered: headline — outlet, date."""
+    lines = [f"<b>{html.escape(to_script('文章', script))}</b> ({len(index.articles)})"]
+    lines += [f"{i}. " + html.escape(source_line(a, None, script))
+              for i, a in enumerate(index.articles.values(), 1)]
     return "\n".join(lines)

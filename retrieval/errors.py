@@ -20,9 +20,20 @@ class ConfigError(NewsqaError):
 
 
 class QuestionError(NewsqaError):
-    """The question cannot be answered as asked (empty, too long, no words)."""
+    """The question cannot be answered as asked.
+
+    Attributes:
+        reason: "empty", "too_long" or "no_words", so front ends can word it their own way.
+        length: The question's length in characters.
+        limit: The longest question accepted.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, reason: str = "invalid", length: int = 0,
+                 limit: int = 0) -> None:
+        super().__init__(message)
+        self.reason, self.length, self.limit = reason, length, limit
 
 
 class CorpusError(NewsqaError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,6 +57,8 @@ class Searcher:
         self._warn = warn or (lambda _m: None)
         self._embedder = embedder
         self._dense_ok = "dense" in index.retrievers
+        # Front ends search from worker threads; the model loads lazily, once.
+        self._model_lock = threading.Lock()
 
     @property
     def retrievers(self) -> tuple[str, ...]:
@@ -75,14 +78,14 @@ class Searcher:
         """
         q = (question or "").strip()
         if not q:
-            raise QuestionError("the question is empty; ask something about the articles")
+            raise QuestionError("the question is empty; ask something about the articles", "empty")
         limit = self.settings.max_question_chars
         if len(q) > limit:
             raise QuestionError(f"the question has {len(q)} characters; the limit is {limit}, "
-                                f"please ask a shorter one")
+                                f"please ask a shorter one", "too_long", len(q), limit)
         if not any(ch.isalnum() for ch in q):
             raise QuestionError("the question has no words in it (only symbols or emoji); "
-                                "please ask in Chinese or English")
+                                "please ask in Chinese or English", "no_words", len(q), limit)
         return q
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
@@ -124,6 +127,10 @@ class Searcher:
         return out
 
     def _query_vector(self, norm: str) -> np.ndarray | None:
+        with self._model_lock:
+            return self._query_vector_locked(norm) if self._dense_ok else None
+
+    def _query_vector_locked(self, norm: str) -> np.ndarray | None:
         try:
             if self._embedder is None:
                 info = self.index.model or {}

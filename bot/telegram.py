@@ -1,0 +1,568 @@
+"""``newsqa telegram``: cited answers in Telegram chats (python-telegram-bot, long polling).
+
+Handlers only format what :mod:`retrieval` returns. Retrieval runs in a
+worker thread so one slow question never stalls the others; updates are
+handled concurrently, one at a time per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import html
+import itertools
+import logging
+import re
+import time
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from retrieval import Answer, Article, ConfigError, NewsqaError, QuestionError, Searcher, compose
+from retrieval.text import Script, detect_script, has_cjk, split_sentences, to_script, to_simplified
+
+from . import render
+
+log = logging.getLogger("newsqa.telegram")
+T = TypeVar("T")
+
+# Simplified originals; every reply goes out in the asker's script.
+TEXTS = {
+    "start": "你好！我回答关于下面 {n} 篇新闻文章的问题，回答全部引用原文，并注明标题、媒体、日期和段落。"
+             "文章没有提到的，我会直接说没有，不会猜。\n\n可以这样问：\n{examples}\n\n"
+             "/sources 查看文章列表，/help 查看用法。",
+    "help": "直接发来问题即可（简体或繁体都行），我会用你的字体回答。\n"
+            "在群组里：@{bot} 加问题、回复我的消息，或者用 /ask 问题。\n\n"
+            "回答里的 [n] 是引用编号，粗体是最可能的答案；点下面的按钮可以看被引用段落的原文。\n\n"
+            "/ask 问题 — 提问\n/sources — 文章列表\n/help — 本说明",
+    "ask_usage": "请在 /ask 后面写上问题，例如：/ask {example}",
+    "unsupported": "目前只支持文字提问，请把问题用文字发给我。",
+    "too_long": "问题太长了（{length} 字），请缩短到 {limit} 字以内再问。",
+    "no_words": "这条消息里没有文字内容，请用中文（或英文）提问。",
+    "unknown": "我不认识这个命令，发送 /help 查看可用的命令。",
+    "refused": "抱歉，这个机器人只对授权的用户和群组开放。",
+    "rate": "问得太快了，请 {seconds} 秒后再问。",
+    "error": "抱歉，处理这条消息时出错了，请稍后再试。",
+    "gone": "这条引用所在的文章已不在索引里了。",
+}
+COMMANDS = (("ask", "提问：/ask 问题"), ("sources", "查看文章列表"), ("help", "使用说明"),
+            ("start", "开始：机器人能回答什么"))
+_HANT_LOCALES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """How the bot runs; built at the edge (CLI flags and environment).
+
+    Attributes:
+        token: Bot API token from @BotFather.
+        base_url: Bot API address for a self-hosted server (``.../bot``), None for Telegram's.
+        allowed_ids: User and chat ids that may use the bot; empty means everyone.
+        rate_limit: Questions per user per ``rate_window`` seconds; 0 turns the limit off.
+        rate_window: Length of the rate-limit window in seconds.
+        send_retries: Retries of a send after a flood limit (429) or network error.
+        poll_timeout: Long-poll timeout of ``getUpdates`` in seconds.
+    """
+
+    token: str
+    base_url: str | None = None
+    allowed_ids: frozenset[int] = frozenset()
+    rate_limit: int = 5
+    rate_window: float = 60.0
+    send_retries: int = 3
+    poll_timeout: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.token or re.search(r"\s", self.token) or ":" not in self.token:
+            raise ConfigError("the bot token is malformed: expected the '123456:ABC…' token "
+                              "@BotFather gives (set TELEGRAM_BOT_TOKEN or --token-file)")
+        if self.rate_limit < 0 or self.rate_window <= 0:
+            raise ConfigError("the rate limit must be N/SECONDS with N >= 0 and SECONDS > 0")
+
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds per key (sliding window)."""
+
+    def __init__(self, limit: int, window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self._clock = limit, window, clock
+        self._events: dict[int, deque[float]] = {}
+
+    def check(self, key: int) -> float:
+        """Record an event for ``key``; 0 if allowed, else the seconds until it would be."""
+        if not self.limit:
+            return 0.0
+        now = self._clock()
+        events = self._events.setdefault(key, deque())
+        while events and now - events[0] >= self.window:
+            events.popleft()
+        if len(events) >= self.limit:
+            return self.window - (now - events[0])
+        events.append(now)
+        if len(self._events) > 10_000:  # forget idle users so memory stays bounded
+            self._events = {k: v for k, v in self._events.items() if v and now - v[-1] < self.window}
+        return 0.0
+
+
+class TokenFilter(logging.Filter):
+    """Replaces the bot token (and anything shaped like one) in log records.
+
+    httpx logs request URLs at INFO and python-telegram-bot the base URL at
+    DEBUG; both contain the token.
+    """
+
+    _SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def redact(self, text: str) -> str:
+        if self.token:
+            text = text.replace(self.token, "<token>")
+        return self._SHAPE.sub("<token>", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+def install_token_filter(token: str, handlers: list[logging.Handler] | None = None) -> TokenFilter:
+    """Attach a :class:`TokenFilter` to ``handlers`` (default: the root logger's)."""
+    flt = TokenFilter(token)
+    for handler in handlers if handlers is not None else logging.getLogger().handlers:
+        handler.addFilter(flt)
+    return flt
+
+
+@dataclass
+class BotState:
+    """What the handlers share: the searcher, the settings and per-user bookkeeping."""
+
+    searcher: Searcher
+    config: BotConfig
+    limiter: RateLimiter = field(init=False)
+    locks: weakref.WeakValueDictionary[int, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary)
+    by_hash: dict[str, str] = field(init=False)
+    examples: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window)
+        self.by_hash = {_hash(a): a for a in self.searcher.index.articles}
+        self.examples = example_questions(self.searcher)
+
+    def lock_for(self, user: int) -> asyncio.Lock:
+        lock = self.locks.get(user)
+        if lock is None:
+            lock = self.locks[user] = asyncio.Lock()
+        return lock
+
+    def article(self, key: str) -> Article | None:
+        key = self.by_hash.get(key, key)
+        return self.searcher.index.articles.get(key)
+
+
+def _hash(article_id: str) -> str:
+    return "#" + hashlib.sha1(article_id.encode()).hexdigest()[:16]
+
+
+def encode_ref(article: str, paragraph: int, start: int | None = None,
+               end: int | None = None) -> str:
+    """Button data naming a cited passage; stable across restarts, at most 64 bytes."""
+    tail = f"{paragraph}:{start if start is not None else ''}:{end if end is not None else ''}"
+    data = f"p:{article}:{tail}"
+    return data if len(data.encode()) <= 64 else f"p:{_hash(article)}:{tail}"
+
+
+def decode_ref(data: str) -> tuple[str, int, tuple[int, int] | None] | None:
+    """``(article key, paragraph, quote offsets)`` from button data, None if malformed."""
+    if not data.startswith("p:"):
+        return None
+    parts = data[2:].rsplit(":", 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    key, para, start, end = parts
+    quote = (int(start), int(end)) if start.isdigit() and end.isdigit() else None
+    return key, int(para), quote
+
+
+# --- sending -------------------------------------------------------------------
+
+async def _retrying(call: Callable[[], Awaitable[T]], retries: int) -> T:
+    """Run a Bot API call, waiting out flood limits and retrying network errors."""
+    for attempt in range(retries + 1):
+        try:
+            return await call()
+        except (BadRequest, Forbidden, InvalidToken):
+            raise  # the request itself is wrong: sending it again cannot help
+        except RetryAfter as exc:
+            if attempt == retries:
+                raise
+            delay = _seconds(exc)
+            log.warning("Telegram flood limit: waiting %.1f s before retrying", delay)
+            await asyncio.sleep(delay)
+        except NetworkError as exc:  # includes TimedOut and 5xx answers
+            # A lost answer is worse than a rare duplicate, so sends are retried too.
+            if attempt == retries:
+                raise
+            log.warning("network error (%s); retrying", exc)
+            await asyncio.sleep(0.5 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _seconds(exc: RetryAfter) -> float:
+    value = exc._retry_after  # a timedelta; the public property warns while PTB migrates
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def send_html(bot: Any, chat_id: int, text: str, *, reply_to: int | None = None,
+                    markup: InlineKeyboardMarkup | None = None, retries: int = 3) -> list[Message]:
+    """Send Telegram HTML, split to fit the limit, falling back to plain text if rejected."""
+    pieces = render.split_html(text)
+    sent = []
+    for i, piece in enumerate(pieces):
+        kwargs: dict[str, Any] = {"chat_id": chat_id}
+        if i == len(pieces) - 1 and markup is not None:
+            kwargs["reply_markup"] = markup
+        if i == 0 and reply_to is not None:
+            kwargs["reply_parameters"] = ReplyParameters(reply_to, allow_sending_without_reply=True)
+        try:
+            msg = await _retrying(lambda p=piece, kw=kwargs: bot.send_message(
+                text=p, parse_mode=ParseMode.HTML, **kw), retries)
+        except BadRequest as exc:
+            if "parse entities" not in str(exc).lower():
+                raise
+            log.warning("Telegram rejected the formatting (%s); resending as plain text", exc)
+            msg = await _retrying(lambda p=piece, kw=kwargs: bot.send_message(
+                text=render.plain_text(p), **kw), retries)
+        sent.append(msg)
+    return sent
+
+
+@contextlib.asynccontextmanager
+async def typing(bot: Any, chat_id: int) -> AsyncIterator[None]:
+    """Show "typing…" until the block ends (Telegram clears it after about 5 s)."""
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(4.5)
+            with contextlib.suppress(TelegramError):
+                await bot.send_chat_action(chat_id, ChatAction.TYPING)
+
+    with contextlib.suppress(TelegramError):
+        await bot.send_chat_action(chat_id, ChatAction.TYPING)
+    task = asyncio.create_task(keep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# --- handlers -------------------------------------------------------------------
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+def _state(context: Context) -> BotState:
+    return context.bot_data["newsqa"]
+
+
+def say(key: str, script: Script, **values: Any) -> str:
+    """A UI text in ``script``, HTML-escaped."""
+    return html.escape(to_script(TEXTS[key].format(**values), script), quote=False)
+
+
+def script_of(update: Update, text: str = "") -> Script:
+    """The asker's script: from their text, else from their Telegram language."""
+    if has_cjk(text):
+        return detect_script(text)
+    user = update.effective_user
+    lang = (user.language_code or "").lower() if user else ""
+    return "hant" if lang.startswith(_HANT_LOCALES) else "hans"
+
+
+def _addressed(message: Message, bot: Any) -> str | None:
+    """The question in ``message`` if it is meant for the bot, else None."""
+    text = message.text or ""
+    if message.chat.type == ChatType.PRIVATE:
+        return text
+    mentions = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+    mine = [e for e, t in mentions.items()
+            if (e.type == MessageEntity.MENTION and t.lower() == f"@{(bot.username or '').lower()}")
+            or (e.user is not None and e.user.id == bot.id)]
+    reply = message.reply_to_message
+    if not mine and not (reply and reply.from_user and reply.from_user.id == bot.id):
+        return None
+    utf16 = text.encode("utf-16-le")  # entity offsets count UTF-16 code units
+    for entity in sorted(mine, key=lambda e: -e.offset):
+        utf16 = utf16[:entity.offset * 2] + utf16[(entity.offset + entity.length) * 2:]
+    text = utf16.decode("utf-16-le")
+    return text.strip()
+
+
+async def gate(update: Update, context: Context) -> None:
+    """Refuse updates from users and chats outside the allowlist (when one is set)."""
+    allowed = _state(context).config.allowed_ids
+    if not allowed:
+        return
+    user, chat = update.effective_user, update.effective_chat
+    if {x.id for x in (user, chat) if x is not None} & allowed:
+        return
+    # Their message text is deliberately not logged.
+    log.warning("refused update %s from user %s in chat %s: not in the allowlist",
+                update.update_id, user.id if user else None, chat.id if chat else None)
+    script = script_of(update)
+    if update.callback_query:
+        await update.callback_query.answer(to_script(TEXTS["refused"], script), show_alert=True)
+    elif update.effective_message and chat and (
+            chat.type == ChatType.PRIVATE or _addressed(update.effective_message, context.bot)
+            is not None or (update.effective_message.text or "").startswith("/")):
+        await send_html(context.bot, chat.id, say("refused", script),
+                        reply_to=update.effective_message.message_id)
+    raise ApplicationHandlerStop
+
+
+async def start(update: Update, context: Context) -> None:
+    index = _state(context).searcher.index
+    script = script_of(update)
+    examples = "\n".join(f"• {html.escape(to_script(q, script))}" for q in _state(context).examples)
+    text = to_script(TEXTS["start"].format(n=len(index.articles), examples="{examples}"), script)
+    body = html.escape(text, quote=False).replace("{examples}", examples)
+    await send_html(context.bot, update.effective_chat.id,
+                    body + "\n\n" + render.sources_html(index, script))
+
+
+async def help_command(update: Update, context: Context) -> None:
+    script = script_of(update)
+    await send_html(context.bot, update.effective_chat.id,
+                    say("help", script, bot=context.bot.username or "bot"))
+
+
+async def sources(update: Update, context: Context) -> None:
+    await send_html(context.bot, update.effective_chat.id,
+                    render.sources_html(_state(context).searcher.index, script_of(update)))
+
+
+async def ask(update: Update, context: Context) -> None:
+    message = update.effective_message
+    parts = (message.text or "").split(None, 1)
+    question = parts[1].strip() if len(parts) > 1 else ""
+    if not question:
+        script = script_of(update)
+        examples = _state(context).examples
+        await send_html(context.bot, message.chat_id, say("ask_usage", script,
+                        example=examples[0] if examples else "……？"), reply_to=message.message_id)
+        return
+    await answer_question(update, context, question)
+
+
+async def on_text(update: Update, context: Context) -> None:
+    question = _addressed(update.effective_message, context.bot)
+    if question is not None:
+        await answer_question(update, context, question)
+
+
+async def unsupported(update: Update, context: Context) -> None:
+    message = update.effective_message
+    await send_html(context.bot, message.chat_id, say("unsupported", script_of(update)),
+                    reply_to=message.message_id)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    message = update.effective_message
+    command = (message.text or "").split(None, 1)[0]
+    if message.chat.type != ChatType.PRIVATE and not command.lower().endswith(
+            f"@{(context.bot.username or '').lower()}"):
+        return  # in a group, a bare /command may be meant for another bot
+    await send_html(context.bot, message.chat_id, say("unknown", script_of(update)),
+                    reply_to=message.message_id)
+
+
+async def answer_question(update: Update, context: Context, question: str) -> None:
+    """Check, rate-limit, answer off the event loop, and reply with citations."""
+    state = _state(context)
+    message = update.effective_message
+    script = script_of(update, question)
+    user = update.effective_user.id if update.effective_user else message.chat_id
+    try:
+        state.searcher.check(question)
+    except QuestionError as exc:
+        key = exc.reason if exc.reason in ("too_long", "no_words") else "no_words"
+        await send_html(context.bot, message.chat_id,
+                        say(key, script, length=exc.length, limit=exc.limit),
+                        reply_to=message.message_id)
+        return
+    wait = state.limiter.check(user)
+    if wait:
+        await send_html(context.bot, message.chat_id, say("rate", script, seconds=int(wait) + 1),
+                        reply_to=message.message_id)
+        return
+    async with state.lock_for(user), typing(context.bot, message.chat_id):
+        began = time.perf_counter()
+        answer = await asyncio.to_thread(
+            lambda: compose(question, state.searcher.search(question), state.searcher.index))
+        log.info("update %s: user %s, chat %s, %s in %.0f ms", update.update_id, user,
+                 message.chat_id, "answered" if answer.answered else "declined",
+                 1000 * (time.perf_counter() - began))
+        await send_html(context.bot, message.chat_id,
+                        render.telegram_html(answer, state.searcher.index),
+                        reply_to=message.message_id, markup=buttons(answer, state.searcher.index.articles),
+                        retries=state.config.send_retries)
+
+
+def buttons(answer: Answer, articles: dict[str, Article]) -> InlineKeyboardMarkup | None:
+    """One button per citation (per nearest source when not answered)."""
+    rows = []
+    if answer.answered:
+        for c in answer.citations:
+            label = f"[{c.n}] ¶{c.paragraph} {_short(to_script(c.title, answer.script))}"
+            rows.append([InlineKeyboardButton(label, callback_data=encode_ref(
+                c.article, c.paragraph, c.start, c.start + len(c.quote)))])
+    else:
+        for h in answer.hits[:3]:
+            title = to_script(articles[h.chunk.article].title, answer.script)
+            label = f"{h.rank}. ¶{h.chunk.first_paragraph} {_short(title)}"
+            rows.append([InlineKeyboardButton(label, callback_data=encode_ref(
+                h.chunk.article, h.chunk.first_paragraph))])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _short(text: str, n: int = 18) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+async def show_passage(update: Update, context: Context) -> None:
+    """A citation button: the full cited paragraph in its original text."""
+    query = update.callback_query
+    ref = decode_ref(query.data or "")
+    article = _state(context).article(ref[0]) if ref else None
+    if ref is None or article is None or not any(p.number == ref[1] for p in article.paragraphs):
+        await query.answer(to_script(TEXTS["gone"], script_of(update)), show_alert=True)
+        return
+    await query.answer()
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    reply_to = query.message.message_id if query.message else None
+    await send_html(context.bot, chat_id, render.passage_html(article, ref[1], ref[2]),
+                    reply_to=reply_to)
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log with traceback, tell the user, keep serving everyone else."""
+    log.error("update %s failed", getattr(update, "update_id", None), exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat:
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(update.effective_chat.id,
+                                           to_script(TEXTS["error"], script_of(update)))
+
+
+_PLACE_AT_START = re.compile(r"^在?([\u4e00-\u9fff]{1,12}(?:村|社区|街道|镇))(?=[\u4e00-\u9fff，,])")
+
+
+def example_questions(searcher: Searcher, k: int = 3) -> list[str]:
+    """Up to ``k`` example questions (Simplified) that the bot really answers.
+
+    Candidates name a village, community or town that opens a sentence
+    ("茶棚村是怎么做的？"), one article at a time; each is kept only if the
+    answer composer answers it. Headlines fill in when too few survive.
+    """
+    index = searcher.index
+    per_article: list[list[str]] = []
+    for a in list(index.articles.values())[:10]:
+        names: list[str] = []
+        for p in a.paragraphs[:30]:
+            text = to_simplified(a.paragraph_text(p))
+            for start, end in split_sentences(text):
+                m = _PLACE_AT_START.match(text[start:end])
+                if m and not set(m.group(1)) & set("是的了和与在为把好要将对从各个") and m.group(1) not in names:
+                    names.append(m.group(1))
+        per_article.append([f"{n}是怎么做的？" for n in names])
+    out: list[str] = []
+    for round_ in itertools.zip_longest(*per_article):
+        for q in filter(None, round_):
+            if len(out) < k and compose(q, searcher.search(q), index).answered:
+                out.append(q)
+    out += [f"「{a.title}」讲了什么？" for a in index.articles.values()][:k - len(out)]
+    return [to_simplified(q) for q in out]
+
+
+# --- application ------------------------------------------------------------------
+
+def build_application(searcher: Searcher, config: BotConfig) -> Application:
+    """The python-telegram-bot application with every handler registered."""
+    builder = (Application.builder().token(config.token).concurrent_updates(True)
+               .post_init(post_init))
+    if config.base_url:
+        builder = builder.base_url(config.base_url)
+    app = builder.build()
+    app.bot_data["newsqa"] = BotState(searcher, config)
+    app.add_handler(TypeHandler(Update, gate), group=-1)
+    app.add_handler(CommandHandler("start", start))
+    app.add_handler(CommandHandler("help", help_command))
+    app.add_handler(CommandHandler("sources", sources))
+    app.add_handler(CommandHandler("ask", ask))
+    app.add_handler(CallbackQueryHandler(show_passage))
+    message = filters.UpdateType.MESSAGE
+    app.add_handler(MessageHandler(message & filters.COMMAND, unknown_command))
+    app.add_handler(MessageHandler(message & filters.TEXT & ~filters.COMMAND, on_text))
+    media = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO
+             | filters.VIDEO_NOTE | filters.ANIMATION | filters.Document.ALL | filters.LOCATION
+             | filters.CONTACT)
+    app.add_handler(MessageHandler(message & filters.ChatType.PRIVATE & media, unsupported))
+    app.add_error_handler(on_error)
+    return app
+
+
+async def post_init(app: Application) -> None:
+    """Register the command menu (Chinese descriptions) once the bot is known."""
+    try:
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+    except TelegramError as exc:  # the menu is a convenience; answering matters more
+        log.warning("could not register the command menu: %s", exc)
+
+
+def run(searcher: Searcher, config: BotConfig) -> int:
+    """Poll until interrupted (Ctrl-C or SIGTERM)."""
+    app = build_application(searcher, config)
+    log.info("newsqa bot: %d articles, retrievers %s; polling%s", len(searcher.index.articles),
+             "+".join(searcher.retrievers), f" {config.base_url}" if config.base_url else "")
+    try:
+        app.run_polling(allowed_updates=["message", "callback_query"], timeout=config.poll_timeout,
+                        drop_pending_updates=False)
+    except InvalidToken as exc:
+        raise ConfigError("Telegram rejected the bot token (Unauthorized); check "
+                          "TELEGRAM_BOT_TOKEN or --token-file, or ask @BotFather for a new one") from exc
+    except NetworkError as exc:
+        raise NewsqaError(f"cannot reach the Telegram Bot API: {exc}") from exc
+    return 0
