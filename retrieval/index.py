@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, onnx_query
 from .chunking import Chunk, chunk_articles, passage_key, passage_text
 from .corpus import Article, article_from_dict, article_to_dict, corpus_files, load_corpus
 from .embedding import Embedder
@@ -266,7 +266,8 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
             model_info = {"name": settings.model, "dimension": int(matrix.shape[1]),
                           "query_prompt": embedder.query_prompt,
                           "passage_prompt": embedder.passage_prompt, "normalized": True}
-        index = _write(folder, settings, corpus, articles, chunks, lexical, matrix, model_info)
+        index = _write(folder, settings, corpus, articles, chunks, lexical, matrix, model_info,
+                       embedder if model_info else None, note)
         action = "updated" if old is not None else "built"
         return index, BuildReport(action, len(articles), len(chunks), index.retrievers,
                                   model_info["dimension"] if model_info else None,
@@ -311,7 +312,8 @@ def _embed(embedder: Embedder, passages: list[str], old: Index | None,
 
 def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[Article],
            chunks: list[Chunk], lexical: LexicalIndex, matrix: Any,
-           model_info: dict[str, Any] | None) -> Index:
+           model_info: dict[str, Any] | None, embedder: Embedder | None = None,
+           note: Callable[[str], None] | None = None) -> Index:
     gen = uuid.uuid4().hex[:8]
     files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.jsonl",
              "bm25": f"bm25-{gen}"}
@@ -326,6 +328,14 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         files["faiss"] = f"dense-{gen}.faiss"
         vectors = VectorIndex.build(matrix, settings.ann_threshold)
         vectors.save(folder / files["faiss"])
+    query_encoder = None
+    if embedder is not None and settings.onnx_query and onnx_query.available():
+        query_encoder, why = onnx_query.export(embedder, folder, f"query-{gen}")
+        if query_encoder:
+            files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
+                                                             query_encoder["tokenizer"])
+        elif note:
+            note(f"questions will be embedded with sentence-transformers (slower start): {why}")
     retrievers = ["bm25"] + (["dense"] if vectors is not None else [])
     manifest = {
         "format": FORMAT,
@@ -338,6 +348,7 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         "retrievers": retrievers,
         "model": model_info,
         "faiss": {"kind": vectors.kind, "size": vectors.size} if vectors else None,
+        "query_encoder": query_encoder,
         "files": files,
         "sizes": {name: (folder / name).stat().st_size for name in files.values()
                   if (folder / name).is_file()},
@@ -380,7 +391,7 @@ def _commit_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def _remove_other_generations(folder: Path, keep: str) -> None:
     for path in folder.iterdir():
         stem = path.name.split(".")[0]
-        if (stem.startswith(("articles-", "chunks-", "bm25-", "dense-")) and
+        if (stem.startswith(("articles-", "chunks-", "bm25-", "dense-", "query-")) and
                 not stem.endswith(keep)) or (path.name.endswith(".tmp") and path.name[0] == "."):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)

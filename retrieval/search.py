@@ -13,6 +13,7 @@ from .embedding import Embedder
 from .errors import ModelUnavailableError, QuestionError
 from .index import Index
 from .lexical import tokenize, tokenize_query
+from .onnx_query import OnnxQueryEncoder
 from .settings import Settings
 from .text import to_simplified
 
@@ -133,9 +134,7 @@ class Searcher:
     def _query_vector_locked(self, norm: str) -> np.ndarray | None:
         try:
             if self._embedder is None:
-                info = self.index.model or {}
-                self._embedder = Embedder(info["name"], info.get("query_prompt"),
-                                          info.get("passage_prompt"), allow_download=False)
+                self._embedder = self._query_encoder()
             vec = self._embedder.embed_queries([norm])
             if self.index.vectors is not None and vec.shape[1] != self.index.vectors.dimension:
                 raise ModelUnavailableError(
@@ -146,6 +145,19 @@ class Searcher:
             self._dense_ok = False
             self._warn(f"{exc}; answering with lexical (BM25) retrieval only")
             return None
+
+    def _query_encoder(self) -> Embedder | OnnxQueryEncoder:
+        """The ONNX export made at index time if it loads, else the sentence-transformers model."""
+        info = self.index.model or {}
+        onnx = self.index.manifest.get("query_encoder")
+        if onnx:
+            try:
+                return OnnxQueryEncoder(self.index.folder, onnx)
+            except Exception as exc:  # ImportError, a damaged file: the slower path still works
+                self._warn(f"the ONNX query encoder did not load ({type(exc).__name__}); "
+                           f"using sentence-transformers")
+        return Embedder(info["name"], info.get("query_prompt"), info.get("passage_prompt"),
+                        allow_download=False)
 
     def _query_weights(self, norm: str) -> dict[str, float]:
         """idf weight of each evidence token of the question (bigrams and Latin words)."""

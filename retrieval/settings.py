@@ -14,7 +14,7 @@ FUSIONS = ("rrf", "weighted")
 # Settings that change what is stored in an index; a change to any of them
 # means the index must be rebuilt.
 INDEX_KEYS = ("model", "chunk_size", "chunk_overlap", "tokenizer", "k1", "b",
-              "query_prompt", "passage_prompt", "ann_threshold")
+              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Settings:
         require_dense: Fail instead of falling back to lexical-only retrieval.
         allow_download: Let the index builder fetch a model from the hub (short timeout).
         max_question_chars: Longest question accepted.
+        onnx_query: Export the model to ONNX at index time so questions are embedded without
+            importing torch (needs the onnx and onnxruntime packages; checked against the model).
     """
 
     model: str = DEFAULT_MODEL
@@ -58,6 +60,7 @@ class Settings:
     require_dense: bool = False
     allow_download: bool = True
     max_question_chars: int = 1000
+    onnx_query: bool = True
 
     def __post_init__(self) -> None:
         self.validate()

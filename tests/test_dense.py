@@ -47,7 +47,7 @@ def test_query_model_missing_at_query_time_falls_back(corpus: Path, tmp_path: Pa
 
     model = tmp_path / "model-copy"
     shutil.copytree(tiny_model, model)
-    settings = Settings(model=str(model))
+    settings = Settings(model=str(model), onnx_query=False)
     _index, _ = build_index(corpus, tmp_path / "idx", settings)
     shutil.rmtree(model)
     warnings: list[str] = []
@@ -103,3 +103,39 @@ def test_missing_faiss_file_is_reported_and_rebuilt(corpus: Path, tmp_path: Path
     _, report = build_index(corpus, tmp_path / "idx", settings)
     assert report.action == "built" and "missing" in report.reason
     assert Index.load(tmp_path / "idx").vectors.size == report.chunks
+
+
+def test_onnx_query_encoder_matches_and_needs_no_torch(corpus: Path, tmp_path: Path,
+                                                       tiny_model: Path) -> None:
+    import subprocess
+    import sys
+
+    from retrieval.onnx_query import OnnxQueryEncoder
+
+    index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_model)))
+    info = index.manifest["query_encoder"]
+    assert info and info["pooling"] == "mean" and info["cosine_min"] >= 0.9999
+    questions = ["单光屯社区化解了多少矛盾？", "郑永强是谁", "芹菜", "A mixed 问题 2023"]
+    ours = OnnxQueryEncoder(index.folder, info).embed_queries(questions)
+    reference = Embedder(str(tiny_model)).embed_queries(questions)
+    assert np.min(np.sum(ours * reference, axis=1)) >= 0.9999
+    code = ("import sys; from retrieval import Index, Searcher, Settings; "
+            "s = Searcher(Index.load(sys.argv[1]), Settings()); h = s.search('单光屯社区化解了多少矛盾？'); "
+            "print(s.retrievers, h[0].dense is not None, 'torch' in sys.modules, "
+            "'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "idx")], capture_output=True,
+                         text=True, cwd=Path(__file__).parent.parent, timeout=120)
+    assert out.stdout.strip() == "('bm25', 'dense') True False False", out.stderr[-2000:]
+
+
+def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
+                                                              tiny_model: Path) -> None:
+    import shutil
+
+    model = tmp_path / "model-copy"
+    shutil.copytree(tiny_model, model)
+    build_index(corpus, tmp_path / "idx", Settings(model=str(model)))
+    shutil.rmtree(model)  # questions need only the index folder now
+    warnings: list[str] = []
+    s = Searcher(Index.load(tmp_path / "idx"), Settings(model=str(model)), warn=warnings.append)
+    assert s.search("鄭永強是誰？")[0].dense is not None and not warnings

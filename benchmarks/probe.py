@@ -1,0 +1,51 @@
+"""Serving probe, run in a fresh process: load an index, answer questions, report JSON.
+
+``python benchmarks/probe.py INDEX QUESTIONS.txt [--model PATH]`` prints load
+time, warm latencies (p50/p99 in ms) and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("index")
+    p.add_argument("questions")
+    p.add_argument("--limit", type=int, default=300)
+    args = p.parse_args()
+    began = time.perf_counter()
+    from retrieval import Index, Searcher, Settings, compose
+    from retrieval.text import to_simplified
+
+    index = Index.load(args.index)
+    load_s = time.perf_counter() - began
+    searcher = Searcher(index, Settings())
+    searcher.warm_up()
+    with open(args.questions, encoding="utf-8") as f:
+        questions = f.read().split("\n")[: args.limit]
+    questions = [q for q in questions if q.strip()]
+    lex, full = [], []
+    for q in questions:
+        t = time.perf_counter()
+        index.lexical.scores(to_simplified(q))
+        lex.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        compose(q, searcher.search(q), index)
+        full.append(time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"load_s": load_s, "lexical_ms": pct(lex), "answer_ms": pct(full),
+                      "rss_mb": rss, "retrievers": list(searcher.retrievers)}))
+
+
+def pct(xs: list[float]) -> dict[str, float]:
+    xs = sorted(xs)
+    return {"p50": 1000 * xs[len(xs) // 2], "p99": 1000 * xs[min(len(xs) - 1, int(len(xs) * .99))]}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""RESULTS.md and scale.png from ``benchmarks/out/results.json`` (``python -m benchmarks.report``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _ms(d: dict) -> str:
+    return f"{d['p50']:.2f} / {d['p99']:.2f}"
+
+
+def write_report(r: dict, folder: Path = HERE) -> None:
+    m = r["machine"]
+    lines = [
+        "# Benchmark results", "",
+        f"Measured {m['date']} on {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['cpu']}, "
+        f"Python {m['python']}. Reproduce: `pip install -e \".[bench]\" && python benchmarks/run.py "
+        f"--shared ../shared` (all figures below come from `benchmarks/out/results.json`).", "",
+        "Dense figures use a randomly initialised model with BAAI/bge-small-zh-v1.5's published "
+        "architecture (BERT, hidden 512, 4 layers, 8 heads, intermediate 2048, vocabulary 21,128), "
+        "built locally because no model hub is reachable here: representative for speed and memory, "
+        "not for quality. Recall with that model is only comparable across systems, not meaningful "
+        "on its own.", ""]
+    if "embedding_chunks_per_s" in r:
+        e = r["embedding_chunks_per_s"]
+        lines += ["## Embedding throughput (real CMRC chunk text, ≤200 characters)", "",
+                  "| batch size | chunks/s |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in e.items()]
+        lines += [""]
+    for key in ("seeds", "cmrc"):
+        if key not in r:
+            continue
+        c = r[key]
+        sl, sh = c["serve_lexical"], c["serve_hybrid"]
+        lines += [f"## {key}: {c['articles']} articles, {c['chunks']} chunks", "",
+                  "| figure | value |", "| --- | --- |",
+                  f"| index build, lexical | {c['lexical_build_s']:.2f} s |",
+                  f"| index build, dense (embedding + FAISS) | {c['dense_build_s']:.2f} s |",
+                  f"| index size, lexical / hybrid | {c['lexical_size_mb']} / {c['hybrid_size_mb']} MB |",
+                  f"| query p50 / p99, lexical (BM25 scores) | {_ms(c['lexical_ms'])} ms |",
+                  f"| query p50 / p99, dense search (query embedding excluded) | {_ms(c['dense_search_ms'])} ms |",
+                  f"| query p50 / p99, hybrid (query embedding included) | {_ms(c['hybrid_ms'])} ms |",
+                  f"| full answer p50 / p99 (hybrid + composer) | {_ms(c['answer_ms'])} ms |",
+                  f"| serving peak RSS, lexical / hybrid | {sl['rss_mb']:.0f} / {sh['rss_mb']:.0f} MB |",
+                  f"| index load, lexical / hybrid | {sl['load_s']:.2f} / {sh['load_s']:.2f} s |",
+                  f"| cold `newsqa ask`, lexical index | {c['cold_ask_lexical_s']:.2f} s |",
+                  f"| cold `newsqa ask`, dense model active | {c['cold_ask_dense_s']:.2f} s |",
+                  f"| recall@1 (right article first), lexical | {c['recall1_lexical']:.3f} |",
+                  f"| recall@1, hybrid with the random model | {c['recall1_hybrid_random_model']:.3f} |",
+                  ""]
+        if "peers" in c:
+            p = c["peers"]
+            lines += [f"Peers on {key} (same passages, tokenization and model; latency measured "
+                      "interleaved, one question to each system in turn; hybrid retrieval including "
+                      "the query embedding):", "",
+                      "| system | query p50 / p99 | recall@1 | newsqa / peer (p50) | build |",
+                      "| --- | --- | --- | --- | --- |",
+                      f"| newsqa | {_ms(p['newsqa']['query_ms'])} ms | {p['newsqa']['recall1']:.3f} | 1 | "
+                      f"see above |",
+                      f"| LangChain (BM25Retriever + FAISS + EnsembleRetriever) | "
+                      f"{_ms(p['langchain']['query_ms'])} ms | {p['langchain']['recall1']:.3f} | "
+                      f"{p['langchain']['newsqa_over_peer_p50']:.3f} | "
+                      f"{p['langchain']['build_s_excluding_embedding']} s, embedding excluded |",
+                      f"| txtai hybrid Embeddings | {_ms(p['txtai']['query_ms'])} ms | "
+                      f"{p['txtai']['recall1']:.3f} | {p['txtai']['newsqa_over_peer_p50']:.3f} | "
+                      f"{p['txtai']['build_s_including_embedding']} s, embedding included |", ""]
+    scale = r.get("scale", {})
+    if scale:
+        lines += ["## Synthetic corpora (CMRC sentences recombined, seeded)", "",
+                  "Lexical figures are on the real index; FAISS figures on random unit vectors of "
+                  "dimension 512 (the index newsqa builds: flat below 50,000 chunks, HNSW M 32 / "
+                  "efConstruction 80 / efSearch 96 from there). Embedding the corpus itself would take "
+                  "N / (chunks/s above).", "",
+                  "| chunks | lexical build | build peak RSS | lexical size | index load | serving RSS "
+                  "| lexical p50 / p99 | answer p50 / p99 | FAISS build | dense search p50 / p99 | "
+                  "recall@10 vs flat | flat p50 |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for n, s in sorted(scale.items(), key=lambda kv: int(kv[0])):
+            if "serve_lexical" not in s:
+                lines.append(f"| {n} | failed: {s.get('lexical_build_error', '?')} |")
+                continue
+            sv, f = s["serve_lexical"], s["faiss"]
+            lines.append(
+                f"| {s['chunks']:,} | {s['lexical_build_s']} s | {s['lexical_build_rss_mb']:,} MB | "
+                f"{s['lexical_size_mb']} MB | {sv['load_s']:.2f} s | {sv['rss_mb']:.0f} MB | "
+                f"{_ms(sv['lexical_ms'])} ms | {_ms(sv['answer_ms'])} ms | {f['build_s']} s ({f['kind']}) | "
+                f"{_ms(f['search_ms'])} ms | {f['recall10_vs_flat']:.3f} | {f['flat_search_ms']['p50']:.2f} ms |")
+        lines += ["", "![latency and memory against corpus size](scale.png)", ""]
+        plot(scale, r, folder / "scale.png")
+    if r.get("notes"):
+        lines += ["## Notes", "", *r["notes"], ""]
+    (folder / "RESULTS.md").write_text("\n".join(lines), "utf-8")
+
+
+def plot(scale: dict, r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(s["chunks"], s) for s in scale.values() if "serve_lexical" in s]
+    for key in ("seeds", "cmrc"):
+        if key in r:
+            pts.append((r[key]["chunks"], {"serve_lexical": r[key]["serve_lexical"]}))
+    pts.sort(key=lambda p: p[0])
+    xs = [p[0] for p in pts]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(xs, [p[1]["serve_lexical"]["lexical_ms"]["p50"] for p in pts], "o-", label="lexical p50")
+    a.plot(xs, [p[1]["serve_lexical"]["answer_ms"]["p50"] for p in pts], "s-", label="full answer p50")
+    fx = [s["chunks"] for s in scale.values() if "faiss" in s]
+    a.plot(fx, [s["faiss"]["search_ms"]["p50"] for s in scale.values() if "faiss" in s], "^-",
+           label="dense search p50")
+    a.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms", title="query latency")
+    a.legend()
+    b.plot(xs, [p[1]["serve_lexical"]["rss_mb"] for p in pts], "o-", label="serving RSS (lexical)")
+    b.plot([s["chunks"] for s in scale.values() if "lexical_build_rss_mb" in s],
+           [s["lexical_build_rss_mb"] for s in scale.values() if "lexical_build_rss_mb" in s], "s-",
+           label="index build peak RSS")
+    b.set(xscale="log", yscale="log", xlabel="chunks", ylabel="MB", title="memory")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    write_report(json.loads((HERE / "out" / "results.json").read_text()))

@@ -1,0 +1,131 @@
+"""Query embeddings without torch: an ONNX export of the model, run by onnxruntime.
+
+Importing sentence-transformers costs about 5.5 s here, more than a whole
+cold ``newsqa ask`` may take. At index time the model's transformer is
+exported beside the vectors and checked against sentence-transformers on
+sample questions (cosine >= 0.9999); at question time only onnxruntime and
+tokenizers load. Models whose pipeline is not transformer + CLS/mean pooling
+(+ normalisation) are not exported and keep using sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MIN_COSINE = 0.9999
+_SAMPLES = ("单光屯社区化解了多少矛盾？", "郑永强是谁？", "哪个村种芹菜", "2023年常住人口有多少",
+            "What is BM25?", "党建引领基层治理")
+
+
+def available() -> bool:
+    """Whether exporting is possible (onnx and onnxruntime installed)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | None, str]:
+    """Export ``embedder``'s loaded model as ``stem.onnx`` + ``stem.tokenizer.json``.
+
+    Returns:
+        The manifest entry (None if not exported) and a reason when not exported.
+    """
+    import torch
+    from sentence_transformers import models
+
+    st = embedder._model
+    modules = list(st)
+    if not modules or not isinstance(modules[0], models.Transformer) or len(modules) > 3 or \
+            len(modules) < 2 or not isinstance(modules[1], models.Pooling):
+        return None, "model pipeline is not transformer + pooling"
+    pooling = modules[1]
+    mode = _pooling_mode(pooling)
+    if mode is None or (len(modules) == 3 and not isinstance(modules[2], models.Normalize)):
+        return None, "pooling is neither CLS nor mean"
+    backend = getattr(st.tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None, "the tokenizer is not a fast tokenizer"
+    model = modules[0].auto_model.eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    names = {"onnx": f"{stem}.onnx", "tokenizer": f"{stem}.tokenizer.json"}
+    enc = st.tokenizer(["测试", "党建引领基层治理"], padding=True, return_tensors="pt")
+    if "token_type_ids" not in enc:
+        return None, "the model takes no token_type_ids"
+    axes = {0: "batch", 1: "tokens"}
+    try:
+        with torch.no_grad():
+            torch.onnx.export(Encoder(), (enc["input_ids"], enc["attention_mask"],
+                                          enc["token_type_ids"]), str(folder / names["onnx"]),
+                              input_names=["input_ids", "attention_mask", "token_type_ids"],
+                              output_names=["hidden"], opset_version=17, dynamo=False,
+                              dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                            "token_type_ids": axes, "hidden": axes})
+    except Exception as exc:  # an export failure only costs speed, never the index
+        return None, f"ONNX export failed ({type(exc).__name__}: {exc})"
+    backend.save(str(folder / names["tokenizer"]))
+    info = {**names, "pooling": mode, "max_length": int(modules[0].max_seq_length),
+            "prompt": embedder.query_prompt or "", "normalize": True}
+    onnx = OnnxQueryEncoder(folder, info)
+    ref = embedder.embed_queries(list(_SAMPLES))
+    cos = float(np.min(np.sum(onnx.embed_queries(list(_SAMPLES)) * ref, axis=1)))
+    if cos < MIN_COSINE:
+        return None, f"ONNX vectors differ from sentence-transformers (cosine {cos:.5f})"
+    info["cosine_min"] = round(cos, 6)
+    return info, ""
+
+
+def _pooling_mode(pooling: Any) -> str | None:
+    """"cls" or "mean" (sentence-transformers 6 names it, older versions set flags)."""
+    mode = getattr(pooling, "pooling_mode", None)
+    if isinstance(mode, (list, tuple)):
+        mode = mode[0] if len(mode) == 1 else None
+    if mode is None:
+        mode = "cls" if getattr(pooling, "pooling_mode_cls_token", False) else \
+            "mean" if getattr(pooling, "pooling_mode_mean_tokens", False) else None
+    mode = {"mean_tokens": "mean", "cls_token": "cls"}.get(mode, mode)
+    return mode if mode in ("cls", "mean") else None
+
+
+class OnnxQueryEncoder:
+    """Embeds questions with the exported model; same vectors as :class:`Embedder`."""
+
+    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.model_name = f"{folder / info['onnx']} (ONNX)"
+        self.info = info
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(str(folder / info["onnx"]), options,
+                                                     providers=["CPUExecutionProvider"])
+        self._tok = Tokenizer.from_file(str(folder / info["tokenizer"]))
+        self._tok.enable_truncation(info["max_length"])
+        self._tok.enable_padding()
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Vectors for questions (already Simplified), one row per text."""
+        encs = self._tok.encode_batch([self.info["prompt"] + t for t in texts])
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        types = np.array([e.type_ids for e in encs], dtype=np.int64)
+        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                          "token_type_ids": types})[0]
+        if self.info["pooling"] == "cls":
+            vec = hidden[:, 0]
+        else:
+            m = mask[..., None].astype(np.float32)
+            vec = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(vec, dtype=np.float32)
