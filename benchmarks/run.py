@@ -144,7 +144,13 @@ class Peers:
 
 # --- corpora with questions -------------------------------------------------------------
 
-def bench_corpus(name: str, corpus: Path, questions, model: Path, peers: bool) -> dict:
+def top_article(searcher: Searcher, q: str) -> str | None:
+    hits = searcher.search(q, 1)
+    return hits[0].chunk.article if hits else None
+
+
+def bench_corpus(name: str, corpus: Path, questions, model: Path, peers: bool,
+                 limit: int = 1500) -> dict:
     """Build, size, latency, recall and peers for one real corpus."""
     lex_dir, hyb_dir = WORK / f"{name}-lexical", WORK / f"{name}-hybrid"
     for d in (lex_dir, hyb_dir):
@@ -158,6 +164,7 @@ def bench_corpus(name: str, corpus: Path, questions, model: Path, peers: bool) -
     lex_search = Searcher(lex, Settings(model=""))
     hyb_search = Searcher(hyb, Settings(model=str(model)))
     hyb_search.warm_up()
+    questions = [q for q in questions if q.question.strip()][:limit]
     qs = [q.question for q in questions]
     gold = [q.article for q in questions]
     sample = qs[:500]
@@ -175,9 +182,10 @@ def bench_corpus(name: str, corpus: Path, questions, model: Path, peers: bool) -
         t_ans.append(s)
     r["lexical_ms"], r["dense_search_ms"] = pct(t_lex), pct(t_dense)
     r["hybrid_ms"], r["answer_ms"] = pct(t_hyb), pct(t_ans)
-    r["recall1_lexical"] = round(np.mean([lex_search.search(q, 1)[0].chunk.article == g
-                                          for q, g in zip(qs, gold, strict=True)]), 4)
-    hits = [hyb_search.search(q, 1)[0].chunk.article == g for q, g in zip(qs, gold, strict=True)]
+    r["questions"] = len(qs)
+    r["recall1_lexical"] = round(float(np.mean([top_article(lex_search, q) == g
+                                                for q, g in zip(qs, gold, strict=True)])), 4)
+    hits = [top_article(hyb_search, q) == g for q, g in zip(qs, gold, strict=True)]
     r["recall1_hybrid_random_model"] = round(float(np.mean(hits)), 4)
     r["serve_lexical"] = probe(lex_dir, sample)
     r["serve_hybrid"] = probe(hyb_dir, sample)
@@ -220,10 +228,11 @@ def bench_scale(shared: Path, n: int, questions: list[str], dim: int) -> dict:
     idx = WORK / f"synth-{n}-index"
     r: dict = {"chunks_target": n}
     if not (idx / "manifest.json").exists():
-        code = ("import sys,time,json,resource;from retrieval import build_index,Settings;"
+        code = ("import sys,time,json;from retrieval import build_index,Settings;"
+                "from benchmarks.probe import peak_rss_mb;"
                 "t=time.perf_counter();_,r=build_index(sys.argv[1],sys.argv[2],Settings(model=''));"
                 "print(json.dumps({'s':time.perf_counter()-t,'chunks':r.chunks,"
-                "'rss':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+                "'rss':peak_rss_mb()}))")
         out = subprocess.run([sys.executable, "-c", code, str(corpus), str(idx)], text=True,
                              capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         if out.returncode:

@@ -11,6 +11,7 @@ tokenizers load. Models whose pipeline is not transformer + CLS/mean pooling
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | Non
         return None, "the model takes no token_type_ids"
     axes = {0: "batch", 1: "tokens"}
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes are not for newsqa users
             torch.onnx.export(Encoder(), (enc["input_ids"], enc["attention_mask"],
                                           enc["token_type_ids"]), str(folder / names["onnx"]),
                               input_names=["input_ids", "attention_mask", "token_type_ids"],
