@@ -51,8 +51,10 @@ def peak_rss_mb() -> float:
 
 
 def pct(xs: list[float]) -> dict[str, float]:
+    """p50/p99 in milliseconds of durations in seconds."""
     xs = sorted(xs)
-    return {"p50": 1000 * xs[len(xs) // 2], "p99": 1000 * xs[min(len(xs) - 1, int(len(xs) * .99))]}
+    return {"p50": round(1000 * xs[len(xs) // 2], 3),
+            "p99": round(1000 * xs[min(len(xs) - 1, int(len(xs) * 0.99))], 3)}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import random_model, synth  # noqa: E402
+from benchmarks.probe import pct  # noqa: E402
 from retrieval import Index, Searcher, Settings, build_index, compose  # noqa: E402
 from retrieval.evaluate import load_cmrc, load_gold  # noqa: E402
 from retrieval.lexical import tokenize  # noqa: E402
@@ -36,13 +37,6 @@ from retrieval.vectors import VectorIndex  # noqa: E402
 
 WORK = ROOT / ".newsqa" / "bench"
 OUT = ROOT / "benchmarks" / "out"
-
-
-def pct(xs: list[float]) -> dict[str, float]:
-    """p50/p99 in milliseconds of durations in seconds."""
-    xs = sorted(xs)
-    return {"p50": round(1000 * xs[len(xs) // 2], 3),
-            "p99": round(1000 * xs[min(len(xs) - 1, int(len(xs) * 0.99))], 3)}
 
 
 def du(path: Path) -> float:

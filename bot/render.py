@@ -168,8 +168,11 @@ def split_html(html_text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
 
 def _cut(text: str, pos: int, limit: int) -> int:
     end, used = pos, 0
-    while end < len(text) and used + utf16_len(text[end]) <= limit:
-        used += utf16_len(text[end])
+    while end < len(text):
+        width = 2 if ord(text[end]) > 0xFFFF else 1  # astral characters are surrogate pairs
+        if used + width > limit:
+            break
+        used += width
         end += 1
     if end >= len(text):
         return len(text)

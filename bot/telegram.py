@@ -357,9 +357,8 @@ async def gate(update: Update, context: Context) -> None:
 async def start(update: Update, context: Context) -> None:
     index = _state(context).searcher.index
     script = script_of(update)
-    examples = "\n".join(f"• {html.escape(to_script(q, script))}" for q in _state(context).examples)
-    text = to_script(TEXTS["start"].format(n=len(index.articles), examples="{examples}"), script)
-    body = html.escape(text, quote=False).replace("{examples}", examples)
+    examples = "\n".join(f"• {q}" for q in _state(context).examples)
+    body = say("start", script, n=len(index.articles), examples=examples)
     await send_html(context.bot, update.effective_chat.id,
                     body + "\n\n" + render.sources_html(index, script))
 

@@ -267,7 +267,7 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
                           "query_prompt": embedder.query_prompt,
                           "passage_prompt": embedder.passage_prompt, "normalized": True}
         index = _write(folder, settings, corpus, articles, chunks, lexical, matrix, model_info,
-                       embedder if model_info else None, note)
+                       embedder if model_info else None, note, old)
         action = "updated" if old is not None else "built"
         return index, BuildReport(action, len(articles), len(chunks), index.retrievers,
                                   model_info["dimension"] if model_info else None,
@@ -313,7 +313,7 @@ def _embed(embedder: Embedder, passages: list[str], old: Index | None,
 def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[Article],
            chunks: list[Chunk], lexical: LexicalIndex, matrix: Any,
            model_info: dict[str, Any] | None, embedder: Embedder | None = None,
-           note: Callable[[str], None] | None = None) -> Index:
+           note: Callable[[str], None] | None = None, old: Index | None = None) -> Index:
     gen = uuid.uuid4().hex[:8]
     files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.jsonl",
              "bm25": f"bm25-{gen}"}
@@ -329,7 +329,18 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         vectors = VectorIndex.build(matrix, settings.ann_threshold)
         vectors.save(folder / files["faiss"])
     query_encoder = None
-    if embedder is not None and settings.onnx_query and onnx_query.available():
+    reusable = old.manifest.get("query_encoder") if old is not None else None
+    if reusable and not all((folder / reusable[k]).is_file() for k in ("onnx", "tokenizer")):
+        reusable = None
+    if embedder is not None and reusable:
+        # Same settings and model (else `old` would be None): carry the export over, no re-export.
+        query_encoder = {**reusable, "onnx": f"query-{gen}.onnx",
+                         "tokenizer": f"query-{gen}.tokenizer.json"}
+        for key in ("onnx", "tokenizer"):
+            _link_or_copy(folder / reusable[key], folder / query_encoder[key])
+        files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
+                                                         query_encoder["tokenizer"])
+    elif embedder is not None and settings.onnx_query and onnx_query.available():
         query_encoder, why = onnx_query.export(embedder, folder, f"query-{gen}")
         if query_encoder:
             files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
@@ -397,6 +408,13 @@ def _remove_other_generations(folder: Path, keep: str) -> None:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Any) -> None:
