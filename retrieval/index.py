@@ -258,7 +258,6 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
         chunks = chunk_articles(articles, settings.chunk_size, settings.chunk_overlap)
         titles = {a.id: a.title for a in articles}
         passages = [passage_text(c, titles[c.article]) for c in chunks]
-        lexical = LexicalIndex.build(passages, settings.tokenizer, settings.k1, settings.b)
 
         matrix, model_info, embedded = None, None, 0
         if wants_dense and dense_error is None:
@@ -266,7 +265,7 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
             model_info = {"name": settings.model, "dimension": int(matrix.shape[1]),
                           "query_prompt": embedder.query_prompt,
                           "passage_prompt": embedder.passage_prompt, "normalized": True}
-        index = _write(folder, settings, corpus, articles, chunks, lexical, matrix, model_info,
+        index = _write(folder, settings, corpus, articles, chunks, passages, matrix, model_info,
                        embedder if model_info else None, note, old)
         action = "updated" if old is not None else "built"
         return index, BuildReport(action, len(articles), len(chunks), index.retrievers,
@@ -311,7 +310,7 @@ def _embed(embedder: Embedder, passages: list[str], old: Index | None,
 
 
 def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[Article],
-           chunks: list[Chunk], lexical: LexicalIndex, matrix: Any,
+           chunks: list[Chunk], passages: list[str], matrix: Any,
            model_info: dict[str, Any] | None, embedder: Embedder | None = None,
            note: Callable[[str], None] | None = None, old: Index | None = None) -> Index:
     gen = uuid.uuid4().hex[:8]
@@ -322,7 +321,8 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         {"id": c.id, "article": c.article, "start": c.start, "end": c.end,
          "p": [c.first_paragraph, c.last_paragraph], "heading": c.heading, "text": c.text}
         for c in chunks))
-    lexical.save(folder / files["bm25"])
+    lexical = LexicalIndex.write(passages, folder / files["bm25"], settings.tokenizer,
+                                 settings.k1, settings.b)
     vectors = None
     if matrix is not None:
         files["faiss"] = f"dense-{gen}.faiss"

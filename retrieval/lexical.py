@@ -7,8 +7,11 @@ dropped from queries: they say what kind of answer is wanted, not where it is.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import shutil
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,18 +82,73 @@ class LexicalIndex:
         self.mode = mode
 
     @classmethod
-    def build(cls, texts: list[str], mode: str, k1: float, b: float) -> LexicalIndex:
-        """Index Simplified ``texts`` (one per chunk, in chunk order)."""
-        import bm25s
+    def write(cls, texts: Iterable[str], folder: Path, mode: str, k1: float, b: float,
+              batch: int = 20_000) -> LexicalIndex:
+        """Index Simplified ``texts`` (one per chunk, in order) into ``folder`` and load it.
 
-        model = bm25s.BM25(k1=k1, b=b, method="lucene")
-        model.index([tokenize(t, mode) for t in texts], show_progress=False)
-        return cls(model, mode)
-
-    def save(self, folder: Path) -> None:
-        """Write the bm25s files (numpy arrays and JSON; nothing pickled)."""
-        self._bm25.save(str(folder), show_progress=False)
-        (folder / "tokenizer.json").write_text(json.dumps({"mode": self.mode}), "utf-8")
+        Streams: each batch of texts is tokenized, counted and spilled to disk
+        as compact arrays, and the score matrix is written straight into
+        memory-mapped files, so memory grows with the vocabulary, not with the
+        corpus (a million chunks build on a machine that cannot hold their
+        tokens). The files are bm25s's own format (lucene BM25, CSC score
+        matrix, JSON vocabulary), loaded back with :meth:`load`.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        spill = folder / "build.tmp"
+        spill.mkdir(exist_ok=True)
+        vocab: dict[str, int] = {}
+        df = np.zeros(1024, dtype=np.int64)
+        lengths: list[int] = []
+        parts = 0
+        texts = iter(texts)
+        while chunk := list(itertools.islice(texts, batch)):
+            ids = [[vocab.setdefault(t, len(vocab)) for t in tokenize(x, mode)] for x in chunk]
+            lengths.extend(map(len, ids))
+            doc, voc, tf = _postings(ids, len(lengths) - len(ids), len(vocab))
+            if len(vocab) > len(df):
+                df = np.concatenate([df, np.zeros(max(len(vocab), 2 * len(df)) - len(df), np.int64)])
+            df[:len(vocab)] += np.bincount(voc, minlength=len(vocab))
+            np.save(spill / f"{parts}.doc.npy", doc)
+            np.save(spill / f"{parts}.voc.npy", voc)
+            np.save(spill / f"{parts}.tf.npy", tf)
+            parts += 1
+        n, nv = len(lengths), len(vocab)
+        df = df[:nv]
+        dl = np.asarray(lengths, dtype=np.float64)
+        avgdl = float(dl.mean()) if n else 1.0
+        norm = k1 * ((1 - b) + b * dl / avgdl)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+        indptr = np.zeros(nv + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        nnz = int(indptr[-1])
+        data = np.lib.format.open_memmap(folder / "data.csc.index.npy", "w+", np.float32, (nnz,))
+        indices = np.lib.format.open_memmap(folder / "indices.csc.index.npy", "w+", np.int32,
+                                            (nnz,))
+        cursor = indptr[:-1].copy()
+        for part in range(parts):
+            doc, voc, tf = (np.load(spill / f"{part}.{x}.npy") for x in ("doc", "voc", "tf"))
+            score = idf[voc] * tf / (norm[doc] + tf)
+            order = np.argsort(voc, kind="stable")  # keeps each column's documents ascending
+            v = voc[order]
+            first = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+            run = np.repeat(first, np.diff(np.r_[first, len(v)]))
+            pos = cursor[v] + (np.arange(len(v)) - run)
+            data[pos] = score[order]
+            indices[pos] = doc[order]
+            cursor += np.bincount(voc, minlength=nv)
+        data.flush()
+        indices.flush()
+        del data, indices
+        np.save(folder / "indptr.csc.index.npy", indptr)
+        shutil.rmtree(spill)
+        vocab[""] = nv  # bm25s's empty token, so its loader sees the vocabulary it writes
+        (folder / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
+        params = {"k1": k1, "b": b, "delta": 0.5, "method": "lucene", "idf_method": "lucene",
+                  "dtype": "float32", "int_dtype": "int32", "num_docs": n,
+                  "version": "newsqa-stream-1", "backend": "numpy"}
+        (folder / "params.index.json").write_text(json.dumps(params, indent=1), "utf-8")
+        (folder / "tokenizer.json").write_text(json.dumps({"mode": mode}), "utf-8")
+        return cls.load(folder)
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> LexicalIndex:
@@ -113,6 +171,15 @@ class LexicalIndex:
     def size(self) -> int:
         """Number of indexed documents."""
         return int(self._bm25.scores["num_docs"])
+
+    @property
+    def has_bigrams(self) -> bool:
+        """Whether character bigrams are indexed (every mode but plain "jieba")."""
+        return self.mode != "jieba"
+
+    def knows(self, token: str) -> bool:
+        """Whether ``token`` occurs anywhere in the corpus."""
+        return token in self._bm25.vocab_dict
 
     def query_tokens(self, question_norm: str) -> list[str]:
         """The question's tokens that occur in the corpus vocabulary."""
@@ -145,3 +212,14 @@ class LexicalIndex:
             df = int(indptr[tid + 1] - indptr[tid])
             out[t] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
         return out
+
+
+def _postings(ids: list[list[int]], first_doc: int, vocab_size: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(document, token id, term frequency) of each distinct token of each document."""
+    lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lens.sum()))
+    local = np.repeat(np.arange(len(ids), dtype=np.int64), lens)
+    keys, tf = np.unique(local * vocab_size + flat, return_counts=True)
+    return ((keys // vocab_size + first_doc).astype(np.int32),
+            (keys % vocab_size).astype(np.int32), tf.astype(np.float32))

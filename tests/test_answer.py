@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from retrieval import Hit, Index, Searcher, Settings, compose, question_type
+from retrieval.answer import unknown_places
 from retrieval.evaluate import load_gold
 from retrieval.text import detect_script, to_simplified
 from tests.conftest import ROOT, SIMP, TRAD
@@ -68,8 +69,29 @@ def test_off_topic_is_declined_with_nearest_sources(lexical_index: Index) -> Non
     for q in (g for g in GOLD if g.article is None):
         a = compose(q.question, s.search(q.question), lexical_index)
         assert not a.answered and not a.citations, q.question
-    a = compose("蘋果公司的執行長是誰？", s.search("蘋果公司的執行長是誰？"), lexical_index)
+    a = compose("上海迪士尼樂園的門票多少錢？", s.search("上海迪士尼樂園的門票多少錢？"), lexical_index)
     assert a.text == "文章中沒有找到這個問題的答案。" and a.hits
+
+
+@pytest.mark.parametrize(("question", "named"), [
+    ("幸福里社区化解了多少矛盾？", "“幸福里社区”"),  # the rest matches 单光屯社区 well
+    ("北京市开展了多少项专项整治？", "“北京市”"),  # 天津's 10 项 would be quoted otherwise
+    ("蘋果公司的執行長是誰？", "“蘋果公司”"),
+])
+def test_a_place_the_articles_never_name_is_declined_by_name(lexical_index: Index, question: str,
+                                                             named: str) -> None:
+    s = Searcher(lexical_index, Settings(model=""))
+    a = compose(question, s.search(question), lexical_index)
+    assert not a.answered and not a.citations and named in a.text and a.hits
+
+
+@pytest.mark.parametrize("question", [
+    "单光屯社区化解了多少矛盾？", "杨本凯汇聚了多少名合伙人返乡创业？",  # 返乡: a word, not a 乡
+    "城市社区治理有什么经验？", "高嶺村流轉了多少畝土地？",
+])
+def test_places_the_articles_name_and_generic_words_are_not_flagged(lexical_index: Index,
+                                                                    question: str) -> None:
+    assert unknown_places(to_simplified(question), lexical_index) == []
 
 
 def test_no_hits_declines(lexical_index: Index) -> None:
