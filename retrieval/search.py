@@ -103,29 +103,40 @@ class Searcher:
         if qvec is not None and self.index.vectors is not None:
             sims, ids = self.index.vectors.search(qvec, min(CANDIDATES, n))
             dense_scores = {int(i): float(s) for i, s in zip(ids[0], sims[0], strict=False) if i >= 0}
-        fused = self._fuse(lex, lex_top, dense_scores)
+        fused = self._fuse(lex, lex_top, dense_scores, qvec)
         order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         weights = self._query_weights(norm)
         return [Hit(r + 1, self.index.chunks[i], fused[i], float(lex[i]), dense_scores.get(i),
                     self._coverage(weights, self.index.chunks[i]))
                 for r, i in enumerate(order)]
 
-    def _fuse(self, lex: np.ndarray, lex_top: np.ndarray,
-              dense: dict[int, float]) -> dict[int, float]:
+    def _fuse(self, lex: np.ndarray, lex_top: np.ndarray, dense: dict[int, float],
+              qvec: np.ndarray | None) -> dict[int, float]:
         s = self.settings
         if not dense:
             return {int(i): float(lex[i]) for i in lex_top}
-        if s.fusion == "weighted":
-            top = float(lex[lex_top[0]]) if len(lex_top) else 1.0
-            ids = set(map(int, lex_top)) | set(dense)
-            return {i: (1 - s.dense_weight) * float(lex[i]) / (top or 1.0)
-                    + s.dense_weight * dense.get(i, 0.0) for i in ids}
-        out: dict[int, float] = {}
-        for r, i in enumerate(lex_top):
-            out[int(i)] = out.get(int(i), 0.0) + 1.0 / (s.rrf_k + r + 1)
-        for r, i in enumerate(sorted(dense, key=lambda j: -dense[j])):
-            out[i] = out.get(i, 0.0) + 1.0 / (s.rrf_k + r + 1)
-        return out
+        if s.fusion == "rrf":
+            out: dict[int, float] = {}
+            for r, i in enumerate(lex_top):
+                out[int(i)] = out.get(int(i), 0.0) + 1.0 / (s.rrf_k + r + 1)
+            for r, i in enumerate(sorted(dense, key=lambda j: -dense[j])):
+                out[i] = out.get(i, 0.0) + 1.0 / (s.rrf_k + r + 1)
+            return out
+        # Convex combination of normalised scores over both candidate lists: BM25 / its
+        # best, cosine min-max scaled. Unlike RRF it keeps how far apart the scores are,
+        # so a confident BM25 hit is not overtaken by a weak model's top rank.
+        ids = np.array(sorted(set(map(int, lex_top)) | set(dense)), dtype=np.int64)
+        missing = [i for i in ids if i not in dense]
+        if missing and qvec is not None and self.index.vectors is not None:
+            dense = {**dense, **dict(zip(missing, self.index.vectors.similarity(qvec, missing),
+                                         strict=True))}
+        lx = lex[ids].astype(np.float64)
+        lx /= lx.max() or 1.0
+        dn = np.array([dense[i] for i in ids], dtype=np.float64)
+        span = dn.max() - dn.min()
+        dn = (dn - dn.min()) / span if span > 0 else np.ones_like(dn)
+        fused = (1 - s.dense_weight) * lx + s.dense_weight * dn
+        return dict(zip(ids.tolist(), fused.tolist(), strict=True))
 
     def _query_vector(self, norm: str) -> np.ndarray | None:
         with self._model_lock:

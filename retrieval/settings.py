@@ -9,7 +9,7 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "BAAI/bge-small-zh-v1.5"
 TOKENIZERS = ("bigram", "unibigram", "jieba", "jieba+bigram")
-FUSIONS = ("rrf", "weighted")
+FUSIONS = ("convex", "rrf")
 
 # Settings that change what is stored in an index; a change to any of them
 # means the index must be rebuilt.
@@ -30,7 +30,8 @@ class Settings:
         b: BM25 length normalization.
         fusion: How lexical and dense rankings are combined, one of ``FUSIONS``.
         rrf_k: Rank constant of reciprocal-rank fusion.
-        dense_weight: Weight of the dense score in weighted fusion (0..1).
+        dense_weight: Weight of the min-max scaled cosine in convex fusion (0..1); BM25
+            divided by its best score gets the rest.
         top_k: Passages returned per question.
         query_prompt: Text prepended to questions before embedding (None: model default).
         passage_prompt: Text prepended to passages before embedding (None: model default).
@@ -49,9 +50,9 @@ class Settings:
     tokenizer: str = "unibigram"
     k1: float = 1.2
     b: float = 0.75
-    fusion: str = "rrf"
+    fusion: str = "convex"
     rrf_k: int = 60
-    dense_weight: float = 0.5
+    dense_weight: float = 0.3
     top_k: int = 5
     query_prompt: str | None = None
     passage_prompt: str | None = None

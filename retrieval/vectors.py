@@ -57,6 +57,11 @@ class VectorIndex:
         k = max(1, min(k, self.size))
         return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
+    def similarity(self, query: np.ndarray, ids: list[int]) -> np.ndarray:
+        """Cosine of one query row with the stored vectors ``ids`` (exact, any index kind)."""
+        rows = self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return rows @ np.asarray(query, dtype=np.float32).reshape(-1)
+
     def vectors(self) -> np.ndarray:
         """All stored vectors, in id order (used to carry them over on updates)."""
         if not self.size:

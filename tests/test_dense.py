@@ -7,6 +7,7 @@ import pytest
 
 from retrieval import Embedder, Index, Searcher, Settings, build_index
 from retrieval.vectors import VectorIndex
+from tests.conftest import ROOT
 
 
 def test_tiny_model_dense_index_roundtrip(corpus: Path, tmp_path: Path, tiny_model: Path) -> None:
@@ -81,13 +82,46 @@ def test_prompts_for_known_models() -> None:
     assert Embedder("x/y", query_prompt="q: ").query_prompt == "q: "
 
 
-@pytest.mark.parametrize("fusion", ["rrf", "weighted"])
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
 def test_fusion_modes(corpus: Path, tmp_path: Path, tiny_model: Path, fusion: str) -> None:
     settings = Settings(model=str(tiny_model), fusion=fusion)
     index, _ = build_index(corpus, tmp_path / "idx", settings)
     hits = Searcher(index, settings).search("单光屯社区化解了多少矛盾？")
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
     assert hits[0].chunk.article.startswith("000")
+
+
+@pytest.mark.parametrize("ann_threshold", [1, 50_000])  # HNSW and flat
+def test_convex_fusion_keeps_confident_bm25_hits_against_a_random_model(
+        corpus: Path, tmp_path: Path, tiny_model: Path, ann_threshold: int) -> None:
+    """The tiny model has random weights: its ranking is noise. With convex fusion it may
+    only decide near-ties; a clear BM25 winner keeps first place (RRF let noise win:
+    see README, "Hybrid fusion")."""
+    from retrieval.evaluate import load_gold
+
+    settings = Settings(model=str(tiny_model), ann_threshold=ann_threshold)
+    index, _ = build_index(corpus, tmp_path / "idx", settings)
+    assert index.vectors.kind == ("hnsw" if ann_threshold == 1 else "flat")
+    hybrid, lexical = Searcher(index, settings), Searcher(index, Settings(model=""))
+    lexical._dense_ok = False
+    gold = [g for g in load_gold(ROOT / "tests" / "gold" / "seeds.jsonl") if g.article]
+    agree = 0
+    for g in gold:
+        h, lx = hybrid.search(g.question), lexical.search(g.question)
+        agree += h[0].chunk.article == lx[0].chunk.article
+        if lx[1].lexical <= 0.55 * lx[0].lexical:  # 0.3 of scaled cosine cannot close the gap
+            assert h[0].chunk.id == lx[0].chunk.id, g.question
+        assert any(x.dense is not None for x in h)
+    assert agree >= 0.9 * len(gold)
+
+
+def test_dense_alone_ranks_when_no_word_matches(corpus: Path, tmp_path: Path,
+                                                tiny_model: Path) -> None:
+    settings = Settings(model=str(tiny_model))
+    index, _ = build_index(corpus, tmp_path / "idx", settings)
+    hits = Searcher(index, settings).search("qqqq zzzz")
+    assert hits and all(h.lexical == 0 for h in hits)
+    assert [h.dense for h in hits] == sorted((h.dense for h in hits), reverse=True)
 
 
 def test_missing_faiss_file_is_reported_and_rebuilt(corpus: Path, tmp_path: Path,
