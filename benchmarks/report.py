@@ -72,7 +72,7 @@ def write_report(r: dict, folder: Path = HERE) -> None:
         lines += ["## Synthetic corpora (CMRC sentences recombined, seeded)", "",
                   "Lexical figures are on the real index; FAISS figures on random unit vectors of "
                   "dimension 512 (the index newsqa builds: flat below 50,000 chunks, HNSW M 32 / "
-                  "efConstruction 80 / efSearch 96 from there). Embedding the corpus itself would take "
+                  "efConstruction 80 / efSearch 128 from there). Embedding the corpus itself would take "
                   "N / (chunks/s above).", "",
                   "| chunks | lexical build | build peak RSS | lexical size | index load | serving RSS "
                   "| lexical p50 / p99 | answer p50 / p99 | FAISS build | dense search p50 / p99 | "
@@ -90,9 +90,33 @@ def write_report(r: dict, folder: Path = HERE) -> None:
                 f"{_ms(f['search_ms'])} ms | {f['recall10_vs_flat']:.3f} | {f['flat_search_ms']['p50']:.2f} ms |")
         lines += ["", "![latency and memory against corpus size](scale.png)", ""]
         plot(scale, r, folder / "scale.png")
-    if r.get("notes"):
-        lines += ["## Notes", "", *r["notes"], ""]
+        lines += _sweeps(scale, r.get("real_vectors"))
+    notes = folder / "notes.md"
+    if notes.exists():
+        lines += [notes.read_text("utf-8").rstrip(), ""]
     (folder / "RESULTS.md").write_text("\n".join(lines), "utf-8")
+
+
+def _sweeps(scale: dict, real: dict | None) -> list[str]:
+    """HNSW efSearch against recall@10 and latency, on random and on real-model vectors."""
+    rows = [(f"{s['chunks']:,} random unit vectors (512-d)", s["faiss"])
+            for _, s in sorted(scale.items(), key=lambda kv: int(kv[0]))
+            if s.get("faiss", {}).get("sweep")]
+    if real and real.get("sweep"):
+        rows.append((f"{real['chunks']:,} all-MiniLM-L6-v2 embeddings of synthetic chunks "
+                     f"(384-d), real questions", real))
+    if not rows:
+        return []
+    out = ["## HNSW: efSearch against recall", "",
+           "Dense search p50 (query embedding excluded) and recall@10 against exact search, per "
+           "efSearch (`Settings.ef_search`, default 128).", "",
+           "| vectors | flat p50 | efSearch | search p50 / p99 | recall@10 vs flat |",
+           "| --- | --- | --- | --- | --- |"]
+    for name, f in rows:
+        for ef, v in f["sweep"].items():
+            out.append(f"| {name} | {f['flat_search_ms']['p50']:.2f} ms | {ef} | "
+                       f"{_ms(v['search_ms'])} ms | {v['recall10_vs_flat']:.3f} |")
+    return [*out, ""]
 
 
 def plot(scale: dict, r: dict, path: Path) -> None:

@@ -89,19 +89,25 @@ class Peers:
     """LangChain's usual hybrid and txtai's hybrid Embeddings over the same passages,
     tokenization and embedding model (peers are a benchmark-only extra)."""
 
-    def __init__(self, index: Index, model_path: str, embedder) -> None:
+    def __init__(self, index: Index, model_path: str) -> None:
         from langchain_classic.retrievers import EnsembleRetriever
+        from langchain_community.embeddings import HuggingFaceEmbeddings
         from langchain_community.retrievers import BM25Retriever
         from langchain_community.vectorstores import FAISS
         from langchain_core.documents import Document
         from langchain_core.embeddings import Embeddings
 
+        # LangChain's usual way to run a sentence-transformers model: HuggingFaceEmbeddings
+        # (torch). The passages' vectors are shared (embedding excluded from its build).
+        hf = HuggingFaceEmbeddings(model_name=model_path, model_kwargs={"device": "cpu"},
+                                   encode_kwargs={"normalize_embeddings": True})
+
         class Same(Embeddings):
             def embed_documents(self, texts):
-                return embedder.embed_passages(texts).tolist()
+                return hf.embed_documents([to_simplified(t) for t in texts])
 
             def embed_query(self, text):
-                return embedder.embed_queries([to_simplified(text)])[0].tolist()
+                return hf.embed_query(to_simplified(text))
 
         texts = [index.passage(c) for c in index.chunks]
         meta = [{"article": c.article} for c in index.chunks]
@@ -192,7 +198,7 @@ def bench_corpus(name: str, corpus: Path, questions, model: Path, peers: bool,
 
 def bench_peers(index: Index, ours: Searcher, model: str, qs: list[str], gold: list[str]) -> dict:
     """Per-query latency measured interleaved (ours, LangChain, txtai per question) and recall@1."""
-    peers = Peers(index, model, ours._embedder)
+    peers = Peers(index, model)
     t = {"newsqa": [], "langchain": [], "txtai": []}
     right = {"newsqa": 0, "langchain": 0, "txtai": 0}
     for q, g in zip(qs, gold, strict=True):
@@ -242,10 +248,10 @@ def bench_scale(shared: Path, n: int, questions: list[str], dim: int) -> dict:
     return r
 
 
-def bench_faiss(n: int, dim: int, queries: int = 200, threshold: int = 50_000) -> dict:
-    """Build the index newsqa would build for N vectors; search p50 and recall@10 vs flat."""
-    import faiss
-
+def bench_faiss(n: int, dim: int, queries: int = 200, threshold: int = 50_000,
+                efs: tuple[int, ...] = (64, 128, 256, 512)) -> dict:
+    """Build the index newsqa would build for N random unit vectors; search p50 and
+    recall@10 vs flat at newsqa's efSearch and across a sweep of efSearch."""
     rng = np.random.default_rng(0)
     vecs = np.empty((n, dim), dtype=np.float32)
     for s in range(0, n, 100_000):  # in batches, so 1M vectors never exist twice
@@ -254,20 +260,49 @@ def bench_faiss(n: int, dim: int, queries: int = 200, threshold: int = 50_000) -
     q = rng.standard_normal((queries, dim), dtype=np.float32)
     q = (vecs[rng.integers(0, n, queries)] + 0.3 * q / np.linalg.norm(q, axis=1, keepdims=True))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
+    out = ann_recall(vecs, q, threshold, efs)
+    out["vectors_mb"] = round(vecs.nbytes / 1e6)
+    return out
+
+
+def ann_recall(vecs: np.ndarray, q: np.ndarray, threshold: int, efs: tuple[int, ...]) -> dict:
+    """Search latency and recall@10 against exact search, per efSearch when HNSW."""
+    import faiss
+
     ann, build_s = timed(VectorIndex.build, vecs, threshold)
-    flat = faiss.IndexFlatIP(dim)
+    flat = faiss.IndexFlatIP(vecs.shape[1])
     flat.add(vecs)
-    _, truth = flat.search(q, 10)
-    t_ann, t_flat, found = [], [], 0
-    for i in range(queries):
-        (_, ids), s = timed(ann.search, q[i:i + 1], 10)
-        t_ann.append(s)
-        found += len(set(ids[0]) & set(truth[i]))
-        _, s = timed(flat.search, q[i:i + 1], 10)
+    truth, t_flat = [], []
+    for i in range(len(q)):
+        (_, ids), s = timed(flat.search, q[i:i + 1], 10)
+        truth.append(set(ids[0]))
         t_flat.append(s)
-    return {"kind": ann.kind, "build_s": round(build_s, 1), "search_ms": pct(t_ann),
-            "flat_search_ms": pct(t_flat), "recall10_vs_flat": round(found / (10 * queries), 4),
-            "vectors_mb": round(vecs.nbytes / 1e6)}
+    default = Settings().ef_search
+
+    def run(ef: int | None) -> dict:
+        t, found = [], 0
+        for i in range(len(q)):
+            (_, ids), s = timed(ann.search, q[i:i + 1], 10, ef)
+            t.append(s)
+            found += len(set(ids[0]) & truth[i])
+        return {"search_ms": pct(t), "recall10_vs_flat": round(found / (10 * len(q)), 4)}
+
+    out = {"kind": ann.kind, "build_s": round(build_s, 1), "flat_search_ms": pct(t_flat),
+           "ef_search": default if ann.kind == "hnsw" else None, **run(default)}
+    if ann.kind == "hnsw":
+        out["sweep"] = {str(ef): run(ef) for ef in efs}
+    return out
+
+
+def bench_real_vectors(path: Path, queries: Path, threshold: int) -> dict:
+    """ANN recall on vectors from a real trained model (made by
+    benchmarks/embed_real.py), where random vectors are the worst case."""
+    vecs = np.load(path, mmap_mode="r")
+    n = int(np.flatnonzero(np.abs(vecs).sum(axis=1) > 0)[-1]) + 1  # rows written so far
+    vecs = np.ascontiguousarray(vecs[:n])
+    out = ann_recall(vecs, np.load(queries)[:300], threshold, (32, 64, 128, 256))
+    out["chunks"] = n
+    return out
 
 
 def embed_throughput(model: Path, texts: list[str]) -> dict:
@@ -309,6 +344,10 @@ def main() -> None:
         results["cmrc"] = bench_corpus("cmrc", cmrc_corpus, cmrc_q, model, not args.no_peers)
         print("cmrc", json.dumps(results["cmrc"])[:400], flush=True)
         results_file.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    real = WORK / "minilm-synth-100000.npy"
+    if real.exists():
+        results["real_vectors"] = bench_real_vectors(real, WORK / "minilm-questions.npy", 1)
+        print("real vectors", json.dumps(results["real_vectors"]), flush=True)
     results.setdefault("scale", {})
     for n in map(int, args.sizes.split(",")):
         results["scale"][str(n)] = bench_scale(shared, n, [q.question for q in cmrc_q], 512)

@@ -101,7 +101,8 @@ class Searcher:
         dense_scores: dict[int, float] = {}
         qvec = self._query_vector(norm) if self._dense_ok else None
         if qvec is not None and self.index.vectors is not None:
-            sims, ids = self.index.vectors.search(qvec, min(CANDIDATES, n))
+            sims, ids = self.index.vectors.search(qvec, min(CANDIDATES, n),
+                                                  self.settings.ef_search)
             dense_scores = {int(i): float(s) for i, s in zip(ids[0], sims[0], strict=False) if i >= 0}
         fused = self._fuse(lex, lex_top, dense_scores, qvec)
         order = sorted(fused, key=lambda i: (-fused[i], i))[:k]

@@ -37,6 +37,7 @@ class Settings:
         passage_prompt: Text prepended to passages before embedding (None: model default).
         batch_size: Passages embedded per batch.
         ann_threshold: From this many chunks on, FAISS uses an HNSW index instead of flat.
+        ef_search: HNSW search breadth (higher: better recall, slower; see README).
         require_dense: Fail instead of falling back to lexical-only retrieval.
         allow_download: Let the index builder fetch a model from the hub (short timeout).
         max_question_chars: Longest question accepted.
@@ -58,6 +59,7 @@ class Settings:
     passage_prompt: str | None = None
     batch_size: int = 32
     ann_threshold: int = 50_000
+    ef_search: int = 128
     require_dense: bool = False
     allow_download: bool = True
     max_question_chars: int = 1000
@@ -79,6 +81,7 @@ class Settings:
         _check_int("top_k", self.top_k, 1, 100)
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_int("ann_threshold", self.ann_threshold, 1, 10**9)
+        _check_int("ef_search", self.ef_search, 16, 65_536)
         _check_int("max_question_chars", self.max_question_chars, 1, 100_000)
         if not 0.0 < self.k1 <= 10.0:
             raise ConfigError(f"k1 must be in (0, 10]; got {self.k1}")

@@ -11,7 +11,7 @@ from .errors import IndexCorruptError
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
+HNSW_EF_SEARCH = 128
 
 
 class VectorIndex:
@@ -52,10 +52,24 @@ class VectorIndex:
         """Vector length."""
         return int(self._index.d)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, ids) per query row; ids are -1 where fewer exist."""
+    def search(self, queries: np.ndarray, k: int,
+               ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, ids) per query row; ids are -1 where fewer exist.
+
+        Args:
+            queries: One normalized vector per row.
+            k: Results per query.
+            ef_search: HNSW candidate list size for this call (recall against speed);
+                ignored by flat indexes.
+        """
         k = max(1, min(k, self.size))
-        return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if ef_search and self.kind == "hnsw":
+            import faiss
+
+            params = faiss.SearchParametersHNSW(efSearch=max(ef_search, k))
+            return self._index.search(queries, k, params=params)
+        return self._index.search(queries, k)
 
     def similarity(self, query: np.ndarray, ids: list[int]) -> np.ndarray:
         """Cosine of one query row with the stored vectors ``ids`` (exact, any index kind)."""
