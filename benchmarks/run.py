@@ -222,25 +222,32 @@ def bench_peers(index: Index, ours: Searcher, model: str, qs: list[str], gold: l
 
 # --- synthetic scale --------------------------------------------------------------------
 
-def bench_scale(shared: Path, n: int, questions: list[str], dim: int) -> dict:
-    """Lexical build and serving on N synthetic chunks; FAISS on N random unit vectors."""
+def build_synth(shared: Path, n: int) -> tuple[Path, dict]:
+    """The lexical index of N synthetic chunks, built once in a fresh process (time, peak RSS)."""
     corpus = synth.write_corpus(shared, n, WORK / f"synth-{n}")
     idx = WORK / f"synth-{n}-index"
-    r: dict = {"chunks_target": n}
-    if not (idx / "manifest.json").exists():
+    record = WORK / f"synth-{n}-build.json"
+    if not (idx / "manifest.json").exists() or not record.exists():
         code = ("import sys,time,json;from retrieval import build_index,Settings;"
                 "from benchmarks.probe import peak_rss_mb;"
-                "t=time.perf_counter();_,r=build_index(sys.argv[1],sys.argv[2],Settings(model=''));"
-                "print(json.dumps({'s':time.perf_counter()-t,'chunks':r.chunks,"
+                "t=time.perf_counter();_,r=build_index(sys.argv[1],sys.argv[2],Settings(model=''),"
+                "rebuild=True);print(json.dumps({'s':time.perf_counter()-t,'chunks':r.chunks,"
                 "'rss':peak_rss_mb()}))")
         out = subprocess.run([sys.executable, "-c", code, str(corpus), str(idx)], text=True,
                              capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         if out.returncode:
-            r["lexical_build_error"] = out.stderr.strip().splitlines()[-1][:300]
-            return r
-        b = json.loads(out.stdout.strip().splitlines()[-1])
-        (WORK / f"synth-{n}-build.json").write_text(json.dumps(b))
-    b = json.loads((WORK / f"synth-{n}-build.json").read_text())
+            return idx, {"error": out.stderr.strip().splitlines()[-1][:300]}
+        record.write_text(out.stdout.strip().splitlines()[-1])
+    return idx, json.loads(record.read_text())
+
+
+def bench_scale(shared: Path, n: int, questions: list[str], dim: int) -> dict:
+    """Lexical build and serving on N synthetic chunks; FAISS on N random unit vectors."""
+    idx, b = build_synth(shared, n)
+    r: dict = {"chunks_target": n}
+    if "error" in b:
+        r["lexical_build_error"] = b["error"]
+        return r
     r.update(chunks=b["chunks"], lexical_build_s=round(b["s"], 1),
              lexical_build_rss_mb=round(b["rss"]), lexical_size_mb=du(idx))
     r["serve_lexical"] = probe(idx, questions[:300])

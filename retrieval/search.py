@@ -29,7 +29,8 @@ class Hit:
         chunk: The passage.
         score: Fused score (higher is better).
         lexical: BM25 score (0 when no question word matches).
-        dense: Cosine similarity, or None without dense retrieval.
+        dense: Cosine similarity, or None without dense retrieval (and, with RRF, for
+            passages only BM25 found).
         coverage: Share (0..1, idf-weighted) of the question's words found in the passage;
             low coverage is the main evidence that the articles do not answer.
     """
@@ -104,15 +105,19 @@ class Searcher:
             sims, ids = self.index.vectors.search(qvec, min(CANDIDATES, n),
                                                   self.settings.ef_search)
             dense_scores = {int(i): float(s) for i, s in zip(ids[0], sims[0], strict=False) if i >= 0}
-        fused = self._fuse(lex, lex_top, dense_scores, qvec)
+            missing = [int(i) for i in lex_top if int(i) not in dense_scores]
+            if missing and self.settings.fusion == "convex":  # scaled over both lists' cosines
+                dense_scores.update(zip(missing, self.index.vectors.similarity(qvec, missing)
+                                        .tolist(), strict=True))
+        fused = self._fuse(lex, lex_top, dense_scores)
         order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         weights = self._query_weights(norm)
         return [Hit(r + 1, self.index.chunks[i], fused[i], float(lex[i]), dense_scores.get(i),
                     self._coverage(weights, self.index.chunks[i]))
                 for r, i in enumerate(order)]
 
-    def _fuse(self, lex: np.ndarray, lex_top: np.ndarray, dense: dict[int, float],
-              qvec: np.ndarray | None) -> dict[int, float]:
+    def _fuse(self, lex: np.ndarray, lex_top: np.ndarray,
+              dense: dict[int, float]) -> dict[int, float]:
         s = self.settings
         if not dense:
             return {int(i): float(lex[i]) for i in lex_top}
@@ -126,14 +131,10 @@ class Searcher:
         # Convex combination of normalised scores over both candidate lists: BM25 / its
         # best, cosine min-max scaled. Unlike RRF it keeps how far apart the scores are,
         # so a confident BM25 hit is not overtaken by a weak model's top rank.
-        ids = np.array(sorted(set(map(int, lex_top)) | set(dense)), dtype=np.int64)
-        missing = [i for i in ids if i not in dense]
-        if missing and qvec is not None and self.index.vectors is not None:
-            dense = {**dense, **dict(zip(missing, self.index.vectors.similarity(qvec, missing),
-                                         strict=True))}
+        ids = np.fromiter(dense, dtype=np.int64, count=len(dense))  # includes every BM25 candidate
         lx = lex[ids].astype(np.float64)
         lx /= lx.max() or 1.0
-        dn = np.array([dense[i] for i in ids], dtype=np.float64)
+        dn = np.fromiter(dense.values(), dtype=np.float64, count=len(dense))
         span = dn.max() - dn.min()
         dn = (dn - dn.min()) / span if span > 0 else np.ones_like(dn)
         fused = (1 - s.dense_weight) * lx + s.dense_weight * dn
