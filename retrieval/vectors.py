@@ -11,7 +11,7 @@ from .errors import IndexCorruptError
 
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 256
 
 
 class VectorIndex:

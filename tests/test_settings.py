@@ -18,6 +18,6 @@ def test_bad_settings_are_refused_naming_what_is_allowed(change: dict, message: 
 
 def test_defaults_are_valid_and_replace_validates() -> None:
     s = Settings()
-    assert (s.fusion, s.dense_weight, s.ef_search) == ("convex", 0.3, 128)
+    assert (s.fusion, s.dense_weight, s.ef_search) == ("convex", 0.3, 256)
     with pytest.raises(ConfigError):
         s.replace(ef_search=1)
