@@ -47,12 +47,18 @@ def to_script(text: str, script: Script) -> str:
     return to_traditional(text) if script == "hant" else to_simplified(text)
 
 
+# Characters s2t rewrites that are also standard Traditional characters in other
+# words (公里, 干戈, 皇后, 台灣, 徵/征服, 人云亦云, 茶几, 姓范, 其余, 北斗, 小丑, 白朴):
+# they say nothing about the script ("幸福里社區" is Traditional).
+_BOTH_SCRIPTS = frozenset("里干后台征云几范余斗丑朴")
+
+
 @lru_cache(maxsize=65536)
 def _char_kind(ch: str) -> int:
     """1 if ``ch`` is Traditional-only, -1 if Simplified-only, else 0."""
     if to_simplified(ch) != ch:
         return 1
-    if to_traditional(ch) != ch:
+    if to_traditional(ch) != ch and ch not in _BOTH_SCRIPTS:
         return -1
     return 0
 

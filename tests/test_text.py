@@ -5,6 +5,9 @@ def test_detect_script() -> None:
     assert detect_script("鄭永強是誰？") == "hant"
     assert detect_script("单光屯社区化解了多少矛盾？") == "hans"
     assert detect_script("哪个村种芹菜？") == "hans"
+    # 里 is also Traditional (公里, 鄰里): only 區 tells, and it says Traditional
+    assert detect_script("幸福里社區化解了多少矛盾？") == "hant"
+    assert detect_script("港云里社区在哪里？") == "hans"
     assert detect_script("What is this?") == "hans"
     assert detect_script("茶棚村") == "hans"  # no script-specific character: Simplified
 
