@@ -60,7 +60,8 @@ def write_report(r: dict, folder: Path = HERE) -> None:
         if "peers" in c:
             p = c["peers"]
             lines += [f"Peers on {key} (same passages, tokenization and model; latency measured "
-                      "interleaved, one question to each system in turn; hybrid retrieval including "
+                      "interleaved, one question to each system in turn, the order rotating per question; "
+                      "hybrid retrieval including "
                       "the query embedding):", "",
                       "| system | query p50 / p99 | recall@1 | newsqa / peer (p50) | build |",
                       "| --- | --- | --- | --- | --- |",
