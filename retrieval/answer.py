@@ -177,9 +177,10 @@ def unknown_places(norm: str, index: Index) -> list[str]:
 
     A name is the two characters before a suffix such as 社区, 村 or 市 (extended
     left to four for display); it counts as unknown when that character pair is
-    not in the BM25 vocabulary. Generic phrases (城市, 这个村) pass because their
-    characters do occur. Needs a bigram tokenizer; with "jieba" alone nothing is
-    flagged.
+    not in the BM25 vocabulary, nor (for one-character suffixes) the pair its last
+    character forms with the suffix: generic words (城市, 返乡, 这个村) pass because
+    their characters do occur. Needs a bigram tokenizer; with "jieba" alone
+    nothing is flagged.
     """
     if not index.lexical.has_bigrams:
         return []
@@ -187,9 +188,10 @@ def unknown_places(norm: str, index: Index) -> list[str]:
     out: list[str] = []
     for m in _PLACE_SUFFIX.finditer(text):
         a = m.start()
-        key = text[max(a - 2, 0):a]
-        if len(key) < 2 or not all(_is_han(ch) for ch in key) or _NOT_NAME_CHARS & set(key) \
-                or index.lexical.knows(key) or (len(m.group(0)) == 1 and index.lexical.knows(key[1] + m.group(0))):
+        key, suffix = text[max(a - 2, 0):a], m.group(0)
+        if len(key) < 2 or not all(_is_han(ch) for ch in key) or _NOT_NAME_CHARS & set(key):
+            continue
+        if index.lexical.knows(key) or (len(suffix) == 1 and index.lexical.knows(key[1] + suffix)):
             continue  # a known pair, or a word ending in the suffix (返乡, 城市): not a name
         s = a - 2
         while s > 0 and a - s < 4 and _is_han(text[s - 1]) and text[s - 1] not in _NOT_NAME_CHARS:
