@@ -298,7 +298,7 @@ def read_token(token_file: str | None) -> str:
 def cmd_telegram(args: argparse.Namespace) -> int:
     import logging
 
-    from . import telegram
+    from . import delivery, telegram
 
     token = read_token(args.token_file)
     limit, window = parse_rate(args.rate_limit)
@@ -307,7 +307,7 @@ def cmd_telegram(args: argparse.Namespace) -> int:
                                 rate_window=window)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    redactor = telegram.install_token_filter(token)
+    redactor = delivery.install_token_filter(token)
     if args.log_level != "DEBUG":  # httpx logs every poll at INFO
         logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = settings_from(args)

@@ -18,15 +18,8 @@ import httpx
 import pytest
 
 from bot import render
-from bot.telegram import (
-    BotConfig,
-    RateLimiter,
-    TokenFilter,
-    build_application,
-    decode_ref,
-    encode_ref,
-    post_init,
-)
+from bot.delivery import RateLimiter, TokenFilter, decode_ref, encode_ref
+from bot.telegram import BotConfig, build_application, post_init
 from retrieval import Index, Searcher, Settings, build_index
 
 from .conftest import ROOT, SIMP, TRAD
