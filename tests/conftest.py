@@ -15,9 +15,11 @@ SIMP = "000_c12282a6cabd5aaa"
 TRAD = "004_b0fc71c2d7233b1d"
 
 
-def make_tiny_model(folder: Path, texts: list[str], hidden: int = 32) -> Path:
+def make_tiny_model(folder: Path, texts: list[str], hidden: int = 32,
+                    pooling: str = "mean", init: float = 0.02) -> Path:
     """A randomly initialised BERT sentence-transformer whose vocabulary is the
-    characters of ``texts``, saved to ``folder`` so it loads by path like any model."""
+    characters of ``texts``, saved to ``folder`` so it loads by path like any model
+    (``pooling="cls"`` adds normalisation, as the bge models have)."""
     from sentence_transformers import SentenceTransformer, models
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -31,7 +33,7 @@ def make_tiny_model(folder: Path, texts: list[str], hidden: int = 32) -> Path:
                                   tokenize_chinese_chars=True)
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=hidden * 2,
-                        max_position_embeddings=512)
+                        max_position_embeddings=512, initializer_range=init)
     import torch
 
     torch.manual_seed(0)
@@ -39,9 +41,10 @@ def make_tiny_model(folder: Path, texts: list[str], hidden: int = 32) -> Path:
     tokenizer.save_pretrained(raw)
     word = models.Transformer(str(raw), max_seq_length=256)
     dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
-    pooling = models.Pooling(dim(), pooling_mode="mean")
+    pool = models.Pooling(dim(), pooling_mode=pooling)
+    modules = [word, pool] + ([models.Normalize()] if pooling == "cls" else [])
     out = folder / "model"
-    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(out))
+    SentenceTransformer(modules=modules, device="cpu").save(str(out))
     shutil.rmtree(raw)
     return out
 
@@ -73,3 +76,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     texts += [to_simplified(t) for t in texts] + ["为这个句子生成表示以用于检索相关文章：测试预热"]
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"), texts)
+
+
+@pytest.fixture(scope="session")
+def tiny_cls_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``tiny_model`` with CLS pooling and normalisation, the bge models' pipeline."""
+    texts = [p.read_text("utf-8") for p in SEEDS.glob("*.txt")]
+    # Larger weights than BERT's 0.02 so attention visibly moves [CLS]: at 0.02 the residual
+    # dominates and a last layer that attended to padding would still pass the checks.
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-cls-model"), texts, pooling="cls",
+                           init=0.5)

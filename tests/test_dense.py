@@ -149,6 +149,7 @@ def test_onnx_query_encoder_matches_and_needs_no_torch(corpus: Path, tmp_path: P
     index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_model)))
     info = index.manifest["query_encoder"]
     assert info and info["pooling"] == "mean" and info["cosine_min"] >= 0.9999
+    assert info["graph"] == "full"  # mean pooling needs every position
     questions = ["单光屯社区化解了多少矛盾？", "郑永强是谁", "芹菜", "A mixed 问题 2023"]
     ours = OnnxQueryEncoder(index.folder, info).embed_queries(questions)
     reference = Embedder(str(tiny_model)).embed_queries(questions)
@@ -160,6 +161,45 @@ def test_onnx_query_encoder_matches_and_needs_no_torch(corpus: Path, tmp_path: P
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "idx")], capture_output=True,
                          text=True, cwd=Path(__file__).parent.parent, timeout=120)
     assert out.stdout.strip() == "('bm25', 'dense') True False False", out.stderr[-2000:]
+
+
+def test_cls_models_export_a_last_layer_for_cls_only(corpus: Path, tmp_path: Path,
+                                                      tiny_cls_model: Path) -> None:
+    import onnx
+
+    from retrieval.onnx_query import OnnxQueryEncoder
+
+    index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_cls_model)))
+    info = index.manifest["query_encoder"]
+    assert info["pooling"] == "cls" and info["graph"] == "cls" and info["fused"]
+    ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
+    assert "Attention" in ops  # onnxruntime's fused attention in the layers before the last
+    questions = ["单光屯社区化解了多少矛盾？", "芹菜", "A mixed 问题 2023 with a longer tail of words"]
+    encoder = OnnxQueryEncoder(index.folder, info)
+    ids = np.array([encoder._tok.encode(questions[0]).ids], dtype=np.int64)
+    hidden = encoder._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                         "token_type_ids": np.zeros_like(ids)})[0]
+    assert ids.shape[1] > 10 and hidden.shape[:2] == (1, 1)  # one position leaves the model
+    reference = Embedder(str(tiny_cls_model)).embed_queries(questions)
+    batch = encoder.embed_queries(questions)  # padded: the mask must hide the padding
+    single = np.vstack([encoder.embed_queries([q]) for q in questions])
+    assert np.min(np.sum(batch * reference, axis=1)) >= 0.9999
+    assert np.min(np.sum(single * reference, axis=1)) >= 0.9999
+
+
+def test_a_cls_graph_that_differs_falls_back_to_the_full_one(
+        corpus: Path, tmp_path: Path, tiny_cls_model: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval import onnx_query
+
+    def wrong(model):  # the second token's state instead of [CLS]'s
+        full = onnx_query._full_encoder(model)
+        return type("Wrong", (type(full),), {"forward": lambda self, *a: full(*a)[:, 1:2]})()
+
+    monkeypatch.setattr(onnx_query, "_cls_encoder", wrong)
+    index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_cls_model)))
+    assert index.manifest["query_encoder"]["graph"] == "full"
+    assert index.manifest["query_encoder"]["cosine_min"] >= 0.9999
 
 
 def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
