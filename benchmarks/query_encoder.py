@@ -1,0 +1,91 @@
+"""Per-question embedding time of the ONNX query encoder's export variants.
+
+The variants are made from the random bge-small-zh-architecture model of
+benchmarks/run.py: the plain full graph, the graph whose last layer computes
+[CLS] only, and that graph with onnxruntime's BERT fusions (what newsqa builds
+now). They are timed interleaved on CMRC questions in three states: back to back,
+after evicting the caches (a 400 MB scan between questions), and after 20 ms idle.
+Each variant's vectors are compared with sentence-transformers first.
+
+    python benchmarks/query_encoder.py --shared ../shared   # after benchmarks/run.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MODEL = ROOT / ".newsqa" / "bench" / "bge-small-zh-random" / "model"
+
+from retrieval import Embedder  # noqa: E402
+from retrieval.evaluate import load_cmrc  # noqa: E402
+from retrieval.onnx_query import (  # noqa: E402
+    OnnxQueryEncoder,
+    _cls_encoder,
+    _eager_attention,
+    _export,
+    _full_encoder,
+    _fuse,
+)
+
+
+def variants(model_dir: Path, out: Path) -> dict[str, OnnxQueryEncoder]:
+    embedder = Embedder(str(model_dir), allow_download=False)
+    embedder.embed_queries(["预热"])
+    st = embedder._model
+    model = st[0].auto_model.eval()
+    st[0].tokenizer.backend_tokenizer.save(str(out / "tok.json"))
+    enc = st.tokenizer(["测试", "党建引领基层治理"], padding=True, return_tensors="pt")
+    info = {"tokenizer": "tok.json", "pooling": "cls", "max_length": 512, "prompt": "",
+            "normalize": True}
+    made = {}
+    _export(_full_encoder(model), enc, out / "full.onnx")
+    with _eager_attention(model):
+        _export(_cls_encoder(model), enc, out / "cls.onnx")
+        _export(_cls_encoder(model), enc, out / "cls-fused.onnx")
+        _fuse(out / "cls-fused.onnx", model.config)
+    for name in ("full", "cls", "cls-fused"):
+        made[name] = OnnxQueryEncoder(out, {**info, "onnx": f"{name}.onnx"})
+    return made
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    p.add_argument("--questions", type=int, default=400)
+    args = p.parse_args()
+    out = ROOT / ".newsqa" / "bench" / "query-variants"
+    out.mkdir(parents=True, exist_ok=True)
+    _, gold = load_cmrc(Path(args.shared) / "bench" / "cmrc2018", ROOT / ".newsqa" / "cmrc2018-corpus")
+    qs = [q.question for q in gold if q.question.strip()][:args.questions]
+    encoders = variants(MODEL, out)
+    ref = Embedder(str(MODEL), allow_download=False).embed_queries(qs[:50])
+    for name, e in encoders.items():
+        cos = float(np.min(np.sum(e.embed_queries(qs[:50]) * ref, axis=1)))
+        print(f"{name}: min cosine vs sentence-transformers {cos:.6f}")
+    junk = np.ones(50_000_000)  # 400 MB, larger than any cache here
+    names = list(encoders)
+    print("| state | " + " | ".join(names) + " |\n| --- |" + " --- |" * len(names))
+    for state in ("back to back", "caches evicted", "after 20 ms idle"):
+        t: dict[str, list[float]] = {k: [] for k in names}
+        for n, q in enumerate(qs):
+            for k in names[n % len(names):] + names[:n % len(names)]:
+                if state == "caches evicted":
+                    junk.sum()
+                elif state != "back to back":
+                    time.sleep(0.02)
+                began = time.perf_counter()
+                encoders[k].embed_queries([q])
+                t[k].append(time.perf_counter() - began)
+        print(f"| {state} | " + " | ".join(f"{np.median(t[k]) * 1000:.2f} ms" for k in names)
+              + " |")
+
+
+if __name__ == "__main__":
+    main()
