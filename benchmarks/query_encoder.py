@@ -5,7 +5,9 @@ benchmarks/run.py: the plain full graph, the graph whose last layer computes
 [CLS] only, and that graph with onnxruntime's BERT fusions (what newsqa builds
 now). They are timed interleaved on CMRC questions in three states: back to back,
 after evicting the caches (a 400 MB scan between questions), and after 20 ms idle.
-Each variant's vectors are compared with sentence-transformers first.
+The variants take turns, so even back to back each question finds the other variants'
+weights in cache, not its own. Each variant's vectors are compared with
+sentence-transformers first.
 
     python benchmarks/query_encoder.py --shared ../shared   # after benchmarks/run.py
 """

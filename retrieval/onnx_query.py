@@ -72,11 +72,11 @@ def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | Non
                 _export(module, enc, folder / names["onnx"])
                 if fused:
                     _fuse(folder / names["onnx"], model.config)
+                vecs = OnnxQueryEncoder(folder, info).embed_queries(list(_SAMPLES))
             except Exception as exc:  # an export failure only costs speed, never the index
                 why = f"ONNX export failed ({type(exc).__name__}: {exc})"
                 continue
-            onnx = OnnxQueryEncoder(folder, info)
-            cos = float(np.min(np.sum(onnx.embed_queries(list(_SAMPLES)) * ref, axis=1)))
+            cos = float(np.min(np.sum(vecs * ref, axis=1)))
             if cos >= MIN_COSINE:
                 return {**info, "graph": graph, "fused": fused, "cosine_min": round(cos, 6)}, ""
             why = f"ONNX vectors differ from sentence-transformers (cosine {cos:.5f})"

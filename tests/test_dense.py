@@ -202,6 +202,20 @@ def test_a_cls_graph_that_differs_falls_back_to_the_full_one(
     assert index.manifest["query_encoder"]["cosine_min"] >= 0.9999
 
 
+def test_a_failing_fusion_step_keeps_the_unfused_graph(
+        corpus: Path, tmp_path: Path, tiny_cls_model: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval import onnx_query
+
+    def broken(path, config):
+        raise ImportError("no onnxruntime.transformers here")
+
+    monkeypatch.setattr(onnx_query, "_fuse", broken)
+    index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_cls_model)))
+    info = index.manifest["query_encoder"]
+    assert (info["graph"], info["fused"]) == ("cls", False) and info["cosine_min"] >= 0.9999
+
+
 def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
                                                               tiny_model: Path) -> None:
     import shutil
