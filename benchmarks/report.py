@@ -128,8 +128,8 @@ def _peers(key: str, p: dict) -> list[str]:
             "the query embedding). Latency is measured interleaved, one question to each system "
             "in turn, the order rotating per question; each question is timed after an idle "
             f"pause of {p['pause_ms']:.0f} ms, as a chat bot's questions arrive, and again back to "
-            "back (the system right after a torch call then shares both cores with its still "
-            "spinning OpenMP threads):", "",
+            "back, right after another system's call (whose weights then fill the caches and "
+            "whose torch threads may still be spinning):", "",
             "| system | p50 / p99 after idle | newsqa / peer | p50 back to back | newsqa / peer | "
             "recall@1 | build |",
             "| --- | --- | --- | --- | --- | --- | --- |",

@@ -201,9 +201,9 @@ def bench_peers(index: Index, ours: Searcher, model: str, qs: list[str], gold: l
     """Per-query latency measured interleaved, and recall@1.
 
     The order of the three systems rotates with each question. Each question is timed
-    twice: after an idle pause of ``PAUSE_S`` (the headline: a chat bot's questions arrive
-    seconds apart) and back to back, where whoever runs right after a torch model finds
-    its OpenMP threads still spinning on both cores.
+    twice: after an idle pause of ``PAUSE_S`` (a chat bot's questions arrive seconds apart)
+    and back to back, right after another system's call, whose weights then fill the caches
+    and whose torch threads may still be spinning.
     """
     peers = Peers(index, model)
 
