@@ -27,14 +27,7 @@ MODEL = ROOT / ".newsqa" / "bench" / "bge-small-zh-random" / "model"
 
 from retrieval import Embedder  # noqa: E402
 from retrieval.evaluate import load_cmrc  # noqa: E402
-from retrieval.onnx_query import (  # noqa: E402
-    OnnxQueryEncoder,
-    _cls_encoder,
-    _eager_attention,
-    _export,
-    _full_encoder,
-    _fuse,
-)
+from retrieval.onnx_query import OnnxQueryEncoder, _eager_attention, _export_variant  # noqa: E402
 
 
 def variants(model_dir: Path, out: Path) -> dict[str, OnnxQueryEncoder]:
@@ -46,15 +39,12 @@ def variants(model_dir: Path, out: Path) -> dict[str, OnnxQueryEncoder]:
     enc = st.tokenizer(["测试", "党建引领基层治理"], padding=True, return_tensors="pt")
     info = {"tokenizer": "tok.json", "pooling": "cls", "max_length": 512, "prompt": "",
             "normalize": True}
-    made = {}
-    _export(_full_encoder(model), enc, out / "full.onnx")
-    with _eager_attention(model):
-        _export(_cls_encoder(model), enc, out / "cls.onnx")
-        _export(_cls_encoder(model), enc, out / "cls-fused.onnx")
-        _fuse(out / "cls-fused.onnx", model.config)
-    for name in ("full", "cls", "cls-fused"):
-        made[name] = OnnxQueryEncoder(out, {**info, "onnx": f"{name}.onnx"})
-    return made
+    _export_variant(model, enc, out / "full.onnx", "full", False)  # what newsqa built before
+    with _eager_attention(model):  # as newsqa exports now
+        _export_variant(model, enc, out / "cls.onnx", "cls", False)
+        _export_variant(model, enc, out / "cls-fused.onnx", "cls", True)
+    return {name: OnnxQueryEncoder(out, {**info, "onnx": f"{name}.onnx"})
+            for name in ("full", "cls", "cls-fused")}
 
 
 def main() -> None:

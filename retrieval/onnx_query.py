@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import itertools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,17 +60,14 @@ def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | Non
     ref = embedder.embed_queries(list(_SAMPLES))
     # The CLS-only graph is tried first; whatever it gets wrong, the full one still works.
     # Each is tried with onnxruntime's transformer fusions, then without.
-    graphs = [("cls", _cls_encoder(model))] if mode == "cls" else []
-    graphs.append(("full", _full_encoder(model)))
+    variants = [("cls", True), ("cls", False)] if mode == "cls" else []
+    variants += [("full", True), ("full", False)]
     why = ""
     with _eager_attention(model):
-        for (graph, module), fused in itertools.product(graphs, (True, False)):
-            if module is None:
-                continue
+        for graph, fused in variants:
             try:
-                _export(module, enc, folder / names["onnx"])
-                if fused:
-                    _fuse(folder / names["onnx"], model.config)
+                if not _export_variant(model, enc, folder / names["onnx"], graph, fused):
+                    continue
                 vecs = OnnxQueryEncoder(folder, info).embed_queries(list(_SAMPLES))
             except Exception as exc:  # an export failure only costs speed, never the index
                 why = f"ONNX export failed ({type(exc).__name__}: {exc})"
@@ -83,6 +79,22 @@ def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | Non
     for name in names.values():
         (folder / name).unlink(missing_ok=True)
     return None, why
+
+
+def _export_variant(model: Any, enc: Any, path: Path, graph: str, fused: bool) -> bool:
+    """Write one variant ("cls" or "full" graph, fused or not) of ``model`` to ``path``.
+
+    Returns:
+        False, writing nothing, when the model has no such graph (CLS-only needs BERT's
+        layer layout).
+    """
+    module = _cls_encoder(model) if graph == "cls" else _full_encoder(model)
+    if module is None:
+        return False
+    _export(module, enc, path)
+    if fused:
+        _fuse(path, model.config)
+    return True
 
 
 def _export(module: Any, enc: Any, path: Path) -> None:
