@@ -11,7 +11,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from retrieval.settings import Settings  # noqa: E402
 
-EF = Settings().ef_search
+RERANK = Settings().rerank
 
 
 def _ms(d: dict) -> str:
@@ -63,9 +63,10 @@ def write_report(r: dict, folder: Path = HERE) -> None:
     if scale:
         lines += ["## Synthetic corpora (CMRC sentences recombined, seeded)", "",
                   "Lexical figures are on the real index; FAISS figures on random unit vectors of "
-                  "dimension 512 (the index newsqa builds: flat below 50,000 chunks, HNSW M 32 / "
-                  f"efConstruction 80 / efSearch {EF} from there). Embedding the corpus itself would take "
-                  "N / (chunks/s above).", "",
+                  "dimension 512 (the index newsqa builds: flat below 50,000 chunks; from there "
+                  "4-bit PQ fast-scan codes, in two shards searched in parallel from 200,000, whose "
+                  f"best {RERANK:,} candidates are re-ranked with the exact vectors). Embedding the "
+                  "corpus itself would take N / (chunks/s above).", "",
                   "| chunks | lexical build | build peak RSS | lexical size | index load | serving RSS "
                   "| lexical p50 / p99 | answer p50 / p99 | FAISS build | dense search p50 / p99 | "
                   "recall@10 vs flat | flat p50 |",
@@ -75,7 +76,7 @@ def write_report(r: dict, folder: Path = HERE) -> None:
                 lines.append(f"| {n} | failed: {s.get('lexical_build_error', '?')} |")
                 continue
             sv, f = s["serve_lexical"], s["faiss"]
-            head = f.get("sweep", {}).get(str(EF), f)  # figures at the current default efSearch
+            head = f.get("sweep", {}).get(str(RERANK), f)  # figures at the current default
             lines.append(
                 f"| {s['chunks']:,} | {s['lexical_build_s']} s | {s['lexical_build_rss_mb']:,} MB | "
                 f"{s['lexical_size_mb']} MB | {sv['load_s']:.2f} s | {sv['rss_mb']:.0f} MB | "
@@ -92,7 +93,7 @@ def write_report(r: dict, folder: Path = HERE) -> None:
 
 
 def _sweeps(scale: dict, real: dict | None) -> list[str]:
-    """HNSW efSearch against recall@10 and latency, on random and on real-model vectors."""
+    """PQ re-rank depth against recall@10 and latency, on random and real-model vectors."""
     rows = [(f"{s['chunks']:,} random unit vectors (512-d)", s["faiss"])
             for _, s in sorted(scale.items(), key=lambda kv: int(kv[0]))
             if s.get("faiss", {}).get("sweep")]
@@ -101,14 +102,14 @@ def _sweeps(scale: dict, real: dict | None) -> list[str]:
                      f"(384-d), real questions", real))
     if not rows:
         return []
-    out = ["## HNSW: efSearch against recall", "",
+    out = ["## PQ scan + exact re-rank: depth against recall", "",
            "Dense search p50 (query embedding excluded) and recall@10 against exact search, per "
-           f"efSearch (`Settings.ef_search`, default {EF}).", "",
-           "| vectors | flat p50 | efSearch | search p50 / p99 | recall@10 vs flat |",
+           f"number of PQ candidates re-ranked exactly (`Settings.rerank`, default {RERANK:,}).", "",
+           "| vectors | flat p50 | re-ranked | search p50 / p99 | recall@10 vs flat |",
            "| --- | --- | --- | --- | --- |"]
     for name, f in rows:
-        for ef, v in f["sweep"].items():
-            out.append(f"| {name} | {f['flat_search_ms']['p50']:.2f} ms | {ef} | "
+        for depth, v in f["sweep"].items():
+            out.append(f"| {name} | {f['flat_search_ms']['p50']:.2f} ms | {int(depth):,} | "
                        f"{_ms(v['search_ms'])} ms | {v['recall10_vs_flat']:.3f} |")
     return [*out, ""]
 
@@ -156,7 +157,7 @@ def plot(scale: dict, r: dict, path: Path) -> None:
     a.plot(xs, [p[1]["serve_lexical"]["lexical_ms"]["p50"] for p in pts], "o-", label="lexical p50")
     a.plot(xs, [p[1]["serve_lexical"]["answer_ms"]["p50"] for p in pts], "s-", label="full answer p50")
     fx = [s["chunks"] for s in scale.values() if "faiss" in s]
-    a.plot(fx, [s["faiss"].get("sweep", {}).get(str(EF), s["faiss"])["search_ms"]["p50"]
+    a.plot(fx, [s["faiss"].get("sweep", {}).get(str(RERANK), s["faiss"])["search_ms"]["p50"]
                 for s in scale.values() if "faiss" in s], "^-",
            label="dense search p50")
     a.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms", title="query latency")

@@ -279,9 +279,9 @@ def bench_scale(shared: Path, n: int, questions: list[str], dim: int) -> dict:
 
 
 def bench_faiss(n: int, dim: int, queries: int = 200, threshold: int = 50_000,
-                efs: tuple[int, ...] = (64, 128, 256, 512)) -> dict:
+                reranks: tuple[int, ...] = (1000, 2000, 4000, 8000)) -> dict:
     """Build the index newsqa would build for N random unit vectors; search p50 and
-    recall@10 vs flat at newsqa's efSearch and across a sweep of efSearch."""
+    recall@10 vs flat at newsqa's default re-rank depth and across a sweep of depths."""
     rng = np.random.default_rng(0)
     vecs = np.empty((n, dim), dtype=np.float32)
     for s in range(0, n, 100_000):  # in batches, so 1M vectors never exist twice
@@ -290,13 +290,13 @@ def bench_faiss(n: int, dim: int, queries: int = 200, threshold: int = 50_000,
     q = rng.standard_normal((queries, dim), dtype=np.float32)
     q = (vecs[rng.integers(0, n, queries)] + 0.3 * q / np.linalg.norm(q, axis=1, keepdims=True))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    out = ann_recall(vecs, q, threshold, efs)
+    out = ann_recall(vecs, q, threshold, reranks)
     out["vectors_mb"] = round(vecs.nbytes / 1e6)
     return out
 
 
-def ann_recall(vecs: np.ndarray, q: np.ndarray, threshold: int, efs: tuple[int, ...]) -> dict:
-    """Search latency and recall@10 against exact search, per efSearch when HNSW."""
+def ann_recall(vecs: np.ndarray, q: np.ndarray, threshold: int, reranks: tuple[int, ...]) -> dict:
+    """Search latency and recall@10 against exact search, per re-rank depth when PQ."""
     import faiss
 
     ann, build_s = timed(VectorIndex.build, vecs, threshold)
@@ -307,20 +307,21 @@ def ann_recall(vecs: np.ndarray, q: np.ndarray, threshold: int, efs: tuple[int, 
         (_, ids), s = timed(flat.search, q[i:i + 1], 10)
         truth.append(set(ids[0]))
         t_flat.append(s)
-    default = Settings().ef_search
+    default = Settings().rerank
 
-    def run(ef: int | None) -> dict:
+    def run(rerank: int | None) -> dict:
         t, found = [], 0
         for i in range(len(q)):
-            (_, ids), s = timed(ann.search, q[i:i + 1], 10, ef)
+            (_, ids), s = timed(ann.search, q[i:i + 1], 10, rerank)
             t.append(s)
             found += len(set(ids[0]) & truth[i])
         return {"search_ms": pct(t), "recall10_vs_flat": round(found / (10 * len(q)), 4)}
 
-    out = {"kind": ann.kind, "build_s": round(build_s, 1), "flat_search_ms": pct(t_flat),
-           "ef_search": default if ann.kind == "hnsw" else None, **run(default)}
-    if ann.kind == "hnsw":
-        out["sweep"] = {str(ef): run(ef) for ef in efs}
+    out = {"kind": ann.kind, "shards": ann.shards, "build_s": round(build_s, 1),
+           "flat_search_ms": pct(t_flat), "rerank": default if ann.kind == "pq" else None,
+           **run(default)}
+    if ann.kind == "pq":
+        out["sweep"] = {str(r): run(r) for r in reranks}
     return out
 
 
@@ -330,7 +331,7 @@ def bench_real_vectors(path: Path, queries: Path, threshold: int) -> dict:
     vecs = np.load(path, mmap_mode="r")
     n = int(np.flatnonzero(np.abs(vecs).sum(axis=1) > 0)[-1]) + 1  # rows written so far
     vecs = np.ascontiguousarray(vecs[:n])
-    out = ann_recall(vecs, np.load(queries)[:300], threshold, (32, 64, 128, 256))
+    out = ann_recall(vecs, np.load(queries)[:300], threshold, (500, 1000, 2000, 4000))
     out["chunks"] = n
     return out
 

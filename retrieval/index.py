@@ -2,9 +2,10 @@
 
 An index is a directory of plain files: ``manifest.json`` plus, for one
 generation, ``articles-G.jsonl``, ``chunks-G.jsonl``, ``bm25-G/`` and
-``dense-G.faiss``. A build writes a new generation beside the old one and
-commits it by atomically replacing ``manifest.json``; a crash before that
-leaves the previous index intact. Nothing is pickled.
+``dense-G.faiss`` (with ``dense-G.pqN.faiss`` PQ codes for large corpora).
+A build writes a new generation beside the old one and commits it by
+atomically replacing ``manifest.json``; a crash before that leaves the
+previous index intact. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class Index:
     def vectors(self) -> VectorIndex | None:
         """The FAISS store, read on first use (importing faiss only then)."""
         if self._vectors is None and "dense" in self.retrievers:
-            vec = VectorIndex.load(self.folder / self.manifest["files"]["faiss"])
+            files = self.manifest["files"]
+            vec = VectorIndex.load(self.folder / files["faiss"],
+                                   [self.folder / files[k] for k in _pq_keys(files)])
             if vec.size != len(self.chunks):
                 raise IndexCorruptError(f"the FAISS file in {self.folder} holds {vec.size} "
                                         f"vectors for {len(self.chunks)} chunks; rebuild with "
@@ -107,8 +110,9 @@ class Index:
         folder = Path(folder)
         manifest = read_manifest(folder)
         files = manifest["files"]
-        for name in (files["articles"], files["chunks"], files["bm25"]) + (
-                (files["faiss"],) if "dense" in manifest["retrievers"] else ()):
+        dense = (files["faiss"], *(files[k] for k in _pq_keys(files))) \
+            if "dense" in manifest["retrievers"] else ()
+        for name in (files["articles"], files["chunks"], files["bm25"], *dense):
             path = folder / name
             if not path.exists():
                 raise IndexCorruptError(f"index file {path} is missing; rebuild with "
@@ -327,7 +331,8 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
     if matrix is not None:
         files["faiss"] = f"dense-{gen}.faiss"
         vectors = VectorIndex.build(matrix, settings.ann_threshold)
-        vectors.save(folder / files["faiss"])
+        for i, path in enumerate(vectors.save(folder / files["faiss"])):
+            files[f"faiss_pq{i}"] = path.name
     query_encoder = None
     reusable = old.manifest.get("query_encoder") if old is not None else None
     if reusable and not all((folder / reusable[k]).is_file() for k in ("onnx", "tokenizer")):
@@ -358,7 +363,8 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         "settings": settings.index_params(),
         "retrievers": retrievers,
         "model": model_info,
-        "faiss": {"kind": vectors.kind, "size": vectors.size} if vectors else None,
+        "faiss": {"kind": vectors.kind, "size": vectors.size, "shards": vectors.shards}
+        if vectors else None,
         "query_encoder": query_encoder,
         "files": files,
         "sizes": {name: (folder / name).stat().st_size for name in files.values()
@@ -372,6 +378,14 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
     index = Index(folder, manifest, {a.id: a for a in articles}, chunks, lexical)
     index._vectors = vectors
     return index
+
+
+def _pq_keys(files: dict[str, str]) -> list[str]:
+    """The manifest keys of the PQ shard files, in id order."""
+    keys: list[str] = []
+    while f"faiss_pq{len(keys)}" in files:
+        keys.append(f"faiss_pq{len(keys)}")
+    return keys
 
 
 def _files_seen(corpus: str | Path, articles: list[Article]) -> dict[str, dict[str, Any]]:

@@ -104,7 +104,7 @@ class Searcher:
         qvec = self._query_vector(norm) if self._dense_ok else None
         if qvec is not None and self.index.vectors is not None:
             sims, ids = self.index.vectors.search(qvec, min(CANDIDATES, n),
-                                                  self.settings.ef_search)
+                                                  self.settings.rerank)
             dense_scores = {int(i): float(s) for i, s in zip(ids[0], sims[0], strict=False) if i >= 0}
             missing = [int(i) for i in lex_top if int(i) not in dense_scores]
             if missing and self.settings.fusion == "convex":  # scaled over both lists' cosines

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import ConfigError
+from .vectors import RERANK
 
 DEFAULT_MODEL = "BAAI/bge-small-zh-v1.5"
 TOKENIZERS = ("bigram", "unibigram", "jieba", "jieba+bigram")
@@ -36,8 +37,11 @@ class Settings:
         query_prompt: Text prepended to questions before embedding (None: model default).
         passage_prompt: Text prepended to passages before embedding (None: model default).
         batch_size: Passages embedded per batch.
-        ann_threshold: From this many chunks on, FAISS uses an HNSW index instead of flat.
-        ef_search: HNSW search breadth (higher: better recall, slower; see README).
+        ann_threshold: From this many chunks on (and at least 1,000), the index adds 4-bit PQ
+            codes to the exact vectors: questions scan the codes, then re-rank the best
+            ``rerank`` candidates exactly.
+        rerank: PQ candidates re-ranked per question (higher: better recall, slower; see
+            README); unused below ``ann_threshold``.
         require_dense: Fail instead of falling back to lexical-only retrieval.
         allow_download: Let the index builder fetch a model from the hub (short timeout).
         max_question_chars: Longest question accepted.
@@ -59,7 +63,7 @@ class Settings:
     passage_prompt: str | None = None
     batch_size: int = 32
     ann_threshold: int = 50_000
-    ef_search: int = 256
+    rerank: int = RERANK
     require_dense: bool = False
     allow_download: bool = True
     max_question_chars: int = 1000
@@ -81,7 +85,7 @@ class Settings:
         _check_int("top_k", self.top_k, 1, 100)
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_int("ann_threshold", self.ann_threshold, 1, 10**9)
-        _check_int("ef_search", self.ef_search, 16, 65_536)
+        _check_int("rerank", self.rerank, 50, 1_000_000)
         _check_int("max_question_chars", self.max_question_chars, 1, 100_000)
         if not 0.0 < self.k1 <= 10.0:
             raise ConfigError(f"k1 must be in (0, 10]; got {self.k1}")

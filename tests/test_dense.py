@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import Embedder, Index, Searcher, Settings, build_index
+from retrieval import Embedder, Index, IndexCorruptError, Searcher, Settings, build_index, vectors
 from retrieval.vectors import VectorIndex
 from tests.conftest import ROOT
 
@@ -16,7 +16,7 @@ def test_tiny_model_dense_index_roundtrip(corpus: Path, tmp_path: Path, tiny_mod
     assert report.retrievers == ("bm25", "dense")
     assert report.dimension == 32 and report.embedded == report.chunks
     assert index.manifest["model"]["name"] == str(tiny_model)
-    assert index.manifest["faiss"] == {"kind": "flat", "size": report.chunks}
+    assert index.manifest["faiss"] == {"kind": "flat", "size": report.chunks, "shards": 0}
     loaded = Index.load(tmp_path / "idx")
     assert loaded.vectors is not None and loaded.vectors.size == report.chunks
     s1, s2 = Searcher(index, settings), Searcher(loaded, settings)
@@ -60,19 +60,89 @@ def test_query_model_missing_at_query_time_falls_back(corpus: Path, tmp_path: Pa
     assert s.retrievers == ("bm25",)
 
 
-def test_hnsw_recall_against_flat() -> None:
+def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("shard_from", [10**9, 2000])  # one PQ shard, two searched in parallel
+def test_pq_recall_against_flat(monkeypatch: pytest.MonkeyPatch, shard_from: int) -> None:
+    """Random vectors are the hard case for any ANN index (all neighbours but the first
+    are near-ties); the PQ scan with exact re-rank must still find what flat finds."""
+    monkeypatch.setattr(vectors, "PQ_SHARD_FROM", shard_from)
     rng = np.random.default_rng(0)
-    vecs = rng.standard_normal((4000, 64)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    queries = vecs[rng.choice(4000, 100, replace=False)] + 0.3 * rng.standard_normal(
-        (100, 64)).astype(np.float32)
+    vecs = _unit(rng, 4000, 64)
+    queries = vecs[rng.choice(4000, 100, replace=False)] + 0.3 * _unit(rng, 100, 64)
     flat = VectorIndex.build(vecs, ann_threshold=10**6)
-    hnsw = VectorIndex.build(vecs, ann_threshold=1000)
-    assert (flat.kind, hnsw.kind) == ("flat", "hnsw")
+    pq = VectorIndex.build(vecs, ann_threshold=1000)
+    assert (flat.kind, pq.kind, pq.shards) == ("flat", "pq", 1 if shard_from > 4000 else 2)
     _, exact = flat.search(queries, 10)
-    _, approx = hnsw.search(queries, 10)
-    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=False)])
+    scores, approx = pq.search(queries, 10, rerank=400)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert recall >= 0.95
+    # Re-ranked scores are exact cosines, not PQ estimates.
+    np.testing.assert_allclose(scores[0], vecs[approx[0]] @ queries[0].astype(np.float32),
+                               rtol=1e-5)
+    _, few = pq.search(queries, 10, rerank=50)  # a smaller re-rank finds less, not nothing
+    assert 0.3 < np.mean([len(set(a) & set(e)) / 10 for a, e in zip(few, exact, strict=True)]) \
+        < recall
+
+
+def test_pq_shards_save_and_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(vectors, "PQ_SHARD_FROM", 2000)
+    rng = np.random.default_rng(1)
+    vecs, queries = _unit(rng, 3000, 32), _unit(rng, 5, 32)
+    built = VectorIndex.build(vecs, ann_threshold=1000)
+    shard_files = built.save(tmp_path / "dense-x.faiss")
+    assert [p.name for p in shard_files] == ["dense-x.pq0.faiss", "dense-x.pq1.faiss"]
+    loaded = VectorIndex.load(tmp_path / "dense-x.faiss", shard_files)
+    assert (loaded.kind, loaded.shards, loaded.size) == ("pq", 2, 3000)
+    np.testing.assert_array_equal(loaded.search(queries, 10)[1], built.search(queries, 10)[1])
+    np.testing.assert_allclose(loaded.vectors(), vecs)
+    # The bot searches from several worker threads at once; the shards' own threads serve all.
+    from concurrent.futures import ThreadPoolExecutor
+
+    many = _unit(rng, 64, 32)
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda q: loaded.search(q[None], 10)[1][0], many))
+    np.testing.assert_array_equal(np.array(together), loaded.search(many, 10)[1])
+    with pytest.raises(IndexCorruptError, match="do not match"):
+        VectorIndex.load(tmp_path / "dense-x.faiss", shard_files[:1])
+    shard_files[1].write_bytes(b"not faiss")
+    with pytest.raises(IndexCorruptError, match="unreadable"):
+        VectorIndex.load(tmp_path / "dense-x.faiss", shard_files)
+
+
+def test_hnsw_index_from_an_older_version_still_searches(tmp_path: Path) -> None:
+    import faiss
+
+    vecs = _unit(np.random.default_rng(2), 500, 16)
+    hnsw = faiss.IndexHNSWFlat(16, 16, faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(vecs)
+    faiss.write_index(hnsw, str(tmp_path / "dense-old.faiss"))
+    old = VectorIndex.load(tmp_path / "dense-old.faiss")
+    assert old.kind == "hnsw" and old.search(vecs[:1], 3)[1][0][0] == 0
+
+
+def test_pq_index_through_build_and_search(monkeypatch: pytest.MonkeyPatch, corpus: Path,
+                                           tmp_path: Path, tiny_model: Path) -> None:
+    monkeypatch.setattr(vectors, "PQ_MIN_ROWS", 16)  # the seeds have 42 chunks
+    monkeypatch.setattr(vectors, "PQ_SHARD_FROM", 20)
+    settings = Settings(model=str(tiny_model), ann_threshold=1)
+    index, report = build_index(corpus, tmp_path / "idx", settings)
+    assert index.manifest["faiss"] == {"kind": "pq", "size": report.chunks, "shards": 2}
+    files = index.manifest["files"]
+    assert {files["faiss_pq0"], files["faiss_pq1"]} <= {p.name for p in (tmp_path / "idx").iterdir()}
+    loaded = Index.load(tmp_path / "idx")
+    assert (loaded.vectors.kind, loaded.vectors.shards) == ("pq", 2)
+    flat = Searcher(build_index(corpus, tmp_path / "flat", Settings(model=str(tiny_model)))[0],
+                    settings)
+    for q in ("单光屯社区化解了多少矛盾？", "鄭永強是誰？"):
+        assert [h.chunk.id for h in Searcher(loaded, settings).search(q)] == \
+               [h.chunk.id for h in flat.search(q)]  # 42 vectors: the re-rank covers all
+    (tmp_path / "idx" / files["faiss_pq1"]).unlink()
+    with pytest.raises(IndexCorruptError, match="missing"):
+        Index.load(tmp_path / "idx")
 
 
 def test_prompts_for_known_models() -> None:
@@ -91,17 +161,19 @@ def test_fusion_modes(corpus: Path, tmp_path: Path, tiny_model: Path, fusion: st
     assert hits[0].chunk.article.startswith("000")
 
 
-@pytest.mark.parametrize("ann_threshold", [1, 50_000])  # HNSW and flat
+@pytest.mark.parametrize("ann_threshold", [1, 50_000])  # PQ + re-rank, and flat
 def test_convex_fusion_keeps_confident_bm25_hits_against_a_random_model(
-        corpus: Path, tmp_path: Path, tiny_model: Path, ann_threshold: int) -> None:
+        monkeypatch: pytest.MonkeyPatch, corpus: Path, tmp_path: Path, tiny_model: Path,
+        ann_threshold: int) -> None:
     """The tiny model has random weights: its ranking is noise. With convex fusion it may
     only decide near-ties; a clear BM25 winner keeps first place (RRF let noise win:
     see README, "Hybrid fusion")."""
     from retrieval.evaluate import load_gold
 
+    monkeypatch.setattr(vectors, "PQ_MIN_ROWS", 16)
     settings = Settings(model=str(tiny_model), ann_threshold=ann_threshold)
     index, _ = build_index(corpus, tmp_path / "idx", settings)
-    assert index.vectors.kind == ("hnsw" if ann_threshold == 1 else "flat")
+    assert index.vectors.kind == ("pq" if ann_threshold == 1 else "flat")
     hybrid, lexical = Searcher(index, settings), Searcher(index, Settings(model=""))
     lexical._dense_ok = False
     gold = [g for g in load_gold(ROOT / "tests" / "gold" / "seeds.jsonl") if g.article]
