@@ -346,7 +346,10 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
                                                          query_encoder["tokenizer"])
     elif embedder is not None and settings.onnx_query and onnx_query.available():
-        query_encoder, why = onnx_query.export(embedder, folder, f"query-{gen}")
+        # Checked on the corpus's own sentences too, spread over it (bodies, not headlines).
+        picks = sorted({int(i) for i in np.linspace(0, len(passages) - 1, min(64, len(passages)))})
+        query_encoder, why = onnx_query.export(embedder, folder, f"query-{gen}", tuple(
+            passages[i].split("\n", 1)[-1] for i in picks))
         if query_encoder:
             files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
                                                              query_encoder["tokenizer"])

@@ -3,8 +3,8 @@
 Importing sentence-transformers costs about 5.5 s here, more than a whole
 cold ``newsqa ask`` may take. At index time the model's transformer is
 exported beside the vectors and checked against sentence-transformers on
-sample questions (cosine >= 0.9999); at question time only onnxruntime and
-tokenizers load. Models whose pipeline is not transformer + CLS/mean pooling
+sample questions and the corpus's own text (cosine >= 0.9999); at question
+time only onnxruntime and tokenizers load. Models whose pipeline is not transformer + CLS/mean pooling
 (+ normalisation) are not exported and keep using sentence-transformers.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 MIN_COSINE = 0.9999
+CHECK_CHARS = 48  # corpus text the export is checked on is cut to a question's length
 _SAMPLES = ("单光屯社区化解了多少矛盾？", "郑永强是谁？", "哪个村种芹菜", "2023年常住人口有多少",
             "What is BM25?", "党建引领基层治理")
 
@@ -29,8 +30,15 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
-def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | None, str]:
+def export(embedder: Any, folder: Path, stem: str,
+           texts: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, str]:
     """Export ``embedder``'s loaded model as ``stem.onnx`` + ``stem.tokenizer.json``.
+
+    Args:
+        embedder: The loaded model.
+        folder: Where the files go.
+        stem: File name stem.
+        texts: Extra text from the corpus the export is checked on, besides sample questions.
 
     Returns:
         The manifest entry (None if not exported) and a reason when not exported.
@@ -57,32 +65,38 @@ def export(embedder: Any, folder: Path, stem: str) -> tuple[dict[str, Any] | Non
     backend.save(str(folder / names["tokenizer"]))
     info = {**names, "pooling": mode, "max_length": int(modules[0].max_seq_length),
             "prompt": embedder.query_prompt or "", "normalize": True}
-    ref = embedder.embed_queries(list(_SAMPLES))
+    checks = list(_SAMPLES) + [t[:CHECK_CHARS] for t in texts]
+    ref = embedder.embed_queries(checks)
     # The CLS-only graph is tried first; whatever it gets wrong, the full one still works.
-    # Each is tried with onnxruntime's transformer fusions, then without.
-    variants = [("cls", True), ("cls", False)] if mode == "cls" else []
-    variants += [("full", True), ("full", False)]
+    # Each is tried with onnxruntime's transformer fusions (first with 8-bit weights), then
+    # without; the first whose vectors pass the check is kept.
+    graphs = ["cls", "full"] if mode == "cls" else ["full"]
+    variants = [(g, fused, int8) for g in graphs
+                for fused, int8 in ((True, True), (True, False), (False, False))]
     why = ""
     with _eager_attention(model):
-        for graph, fused in variants:
+        for graph, fused, int8 in variants:
             try:
-                if not _export_variant(model, enc, folder / names["onnx"], graph, fused):
+                if not _export_variant(model, enc, folder / names["onnx"], graph, fused, int8):
                     continue
-                vecs = OnnxQueryEncoder(folder, info).embed_queries(list(_SAMPLES))
+                vecs = OnnxQueryEncoder(folder, info).embed_queries(checks)
             except Exception as exc:  # an export failure only costs speed, never the index
                 why = f"ONNX export failed ({type(exc).__name__}: {exc})"
                 continue
             cos = float(np.min(np.sum(vecs * ref, axis=1)))
             if cos >= MIN_COSINE:
-                return {**info, "graph": graph, "fused": fused, "cosine_min": round(cos, 6)}, ""
+                return {**info, "graph": graph, "fused": fused, "int8": int8,
+                        "cosine_min": round(cos, 6), "checked": len(checks)}, ""
             why = f"ONNX vectors differ from sentence-transformers (cosine {cos:.5f})"
     for name in names.values():
         (folder / name).unlink(missing_ok=True)
     return None, why
 
 
-def _export_variant(model: Any, enc: Any, path: Path, graph: str, fused: bool) -> bool:
-    """Write one variant ("cls" or "full" graph, fused or not) of ``model`` to ``path``.
+def _export_variant(model: Any, enc: Any, path: Path, graph: str, fused: bool,
+                    int8: bool = False) -> bool:
+    """Write one variant ("cls" or "full" graph, fused or not, 8-bit weights or not) of
+    ``model`` to ``path``.
 
     Returns:
         False, writing nothing, when the model has no such graph (CLS-only needs BERT's
@@ -94,6 +108,8 @@ def _export_variant(model: Any, enc: Any, path: Path, graph: str, fused: bool) -
     _export(module, enc, path)
     if fused:
         _fuse(path, model.config)
+    if int8:
+        _quantize(path)
     return True
 
 
@@ -135,6 +151,33 @@ def _fuse(path: Path, config: Any) -> None:
                                      num_heads=int(config.num_attention_heads),
                                      hidden_size=int(config.hidden_size))
     fused.save_model_to_file(str(path))
+
+
+def _quantize(path: Path) -> None:
+    """Store the MatMul weights as 8-bit integers (symmetric, per block of 32) multiplied in
+    int8 (accuracy level 4): a question's embedding reads a quarter of the bytes and uses
+    the CPU's integer dot products. Fused attention's own weights stay float."""
+    import logging
+
+    import onnx
+
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    finally:  # importing it calls logging.basicConfig(level=INFO): the app's logging, undone
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+    log = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = log.level
+    log.setLevel(logging.WARNING)  # one INFO line per weight is not for newsqa users
+    try:
+        quant = MatMulNBitsQuantizer(onnx.load(str(path)), bits=8, block_size=32,
+                                     is_symmetric=True, accuracy_level=4)
+        quant.process()
+        quant.model.save_model_to_file(str(path), False)
+    finally:
+        log.setLevel(level)
 
 
 def _full_encoder(model: Any) -> Any:

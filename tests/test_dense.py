@@ -213,15 +213,23 @@ def test_missing_faiss_file_is_reported_and_rebuilt(corpus: Path, tmp_path: Path
 
 def test_onnx_query_encoder_matches_and_needs_no_torch(corpus: Path, tmp_path: Path,
                                                        tiny_model: Path) -> None:
+    import logging
     import subprocess
     import sys
 
+    import onnx
+
     from retrieval.onnx_query import OnnxQueryEncoder
 
+    handlers = logging.getLogger().handlers[:]
     index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_model)))
+    assert logging.getLogger().handlers == handlers  # the quantizer's basicConfig is undone
     info = index.manifest["query_encoder"]
     assert info and info["pooling"] == "mean" and info["cosine_min"] >= 0.9999
     assert info["graph"] == "full"  # mean pooling needs every position
+    assert info["checked"] > 40  # sample questions and the corpus's own sentences
+    ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
+    assert info["int8"] and "MatMulNBits" in ops  # 8-bit weights passed the check here
     questions = ["单光屯社区化解了多少矛盾？", "郑永强是谁", "芹菜", "A mixed 问题 2023"]
     ours = OnnxQueryEncoder(index.folder, info).embed_queries(questions)
     reference = Embedder(str(tiny_model)).embed_queries(questions)
@@ -285,7 +293,39 @@ def test_a_failing_fusion_step_keeps_the_unfused_graph(
     monkeypatch.setattr(onnx_query, "_fuse", broken)
     index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_cls_model)))
     info = index.manifest["query_encoder"]
-    assert (info["graph"], info["fused"]) == ("cls", False) and info["cosine_min"] >= 0.9999
+    assert (info["graph"], info["fused"], info["int8"]) == ("cls", False, False)
+    assert info["cosine_min"] >= 0.9999
+
+
+@pytest.mark.parametrize("fault", ["vectors differ", "quantizer fails"])
+def test_int8_weights_are_kept_only_when_their_vectors_match(
+        corpus: Path, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
+        fault: str) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from retrieval import onnx_query
+
+    real = onnx_query._quantize
+
+    def faulty(path):
+        if fault == "quantizer fails":
+            raise RuntimeError("MatMulNBits is not supported here")
+        real(path)
+        model = onnx.load(str(path))
+        for init in model.graph.initializer:  # 8-bit rounding far coarser than real
+            if init.data_type == onnx.TensorProto.FLOAT:
+                w = numpy_helper.to_array(init)
+                init.CopyFrom(numpy_helper.from_array(w * 1.2 + 0.05, init.name))
+        onnx.save(model, str(path))
+
+    monkeypatch.setattr(onnx_query, "_quantize", faulty)
+    index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_model)))
+    info = index.manifest["query_encoder"]
+    assert (info["graph"], info["fused"], info["int8"]) == ("full", True, False)
+    assert info["cosine_min"] >= 0.9999
+    ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
+    assert "MatMulNBits" not in ops
 
 
 def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
