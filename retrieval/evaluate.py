@@ -146,14 +146,14 @@ _COLS = ("n", "hit@1", "hit@5", "mrr", "passage_hit@1", "contains", "first_citat
 
 def format_report(report: dict[str, Any], failures: int = 0) -> str:
     """A plain-text table of the report, optionally followed by missed questions."""
-    head = f"{'kind':<12}" + "".join(f"{c:>15}" for c in _COLS)
+    head = f"{'kind':<12}" + "".join(f"{c:>16}" for c in _COLS)
     lines = [head]
     for name, m in [*report["by_kind"].items(), ("overall", report["overall"])]:
         cells = []
         for c in _COLS:
             v = m.get(c)
-            cells.append(f"{'-':>15}" if v is None else
-                         f"{v:>15d}" if isinstance(v, int) else f"{v:>15.3f}")
+            cells.append(f"{'-':>16}" if v is None else
+                         f"{v:>16d}" if isinstance(v, int) else f"{v:>16.3f}")
         lines.append(f"{name:<12}" + "".join(cells))
     if failures:
         missed = [r for r in report["rows"] if (r["offtopic"] and r["answered"]) or

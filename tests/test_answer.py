@@ -108,6 +108,11 @@ def test_seeds_gold_quality_floor(lexical_index: Index) -> None:
     assert report["by_kind"]["offtopic"]["declined"] == 1.0
     for kind in ("hans", "hant", "cross"):
         assert report["by_kind"][kind]["contains"] >= 0.9, kind
+    from retrieval.evaluate import _COLS, format_report
+
+    table = format_report(report).splitlines()
+    assert table[0].split() == ["kind", *_COLS]  # every column name stands apart
+    assert all(len(line.split()) == len(_COLS) + 1 for line in table[1:])
 
 
 def test_path_fixture_exists() -> None:
