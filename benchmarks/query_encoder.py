@@ -5,7 +5,8 @@ benchmarks/run.py: the plain full graph, the graph whose last layer computes
 [CLS] only, that graph with onnxruntime's BERT fusions, and the fused graph with
 8-bit MatMul weights (what newsqa builds now, when its vectors pass the check).
 They are timed interleaved on CMRC questions in three states: back to back, after
-evicting the caches (a 400 MB scan between questions), and after 20 ms idle.
+evicting the caches (a 400 MB scan between questions), and after 20 ms idle. Last,
+the CPU onnxruntime's threads burn after a question, spinning or stopped.
 The variants take turns, so even back to back each question finds the other variants'
 weights in cache, not its own. Each variant's vectors are compared with
 sentence-transformers first.
@@ -79,6 +80,34 @@ def main() -> None:
                 t[k].append(time.perf_counter() - began)
         print(f"| {state} | " + " | ".join(f"{np.median(t[k]) * 1000:.2f} ms" for k in names)
               + " |")
+    spinning(encoders["cls-fused-int8"], out / "cls-fused-int8.onnx", qs[:100])
+
+
+def spinning(encoder: OnnxQueryEncoder, path: Path, qs: list[str]) -> None:
+    """Latency after 300 ms idle, and the process's CPU time in the 100 ms after each
+    question, with onnxruntime's threads left spinning (its default) and stopped when a
+    question is answered (newsqa's setting)."""
+    import onnxruntime
+
+    print("\n| onnxruntime threads after a question | p50 after 300 ms idle | CPU in the next 100 ms |"
+          "\n| --- | --- | --- |")
+    for label, stop in (("left spinning (default)", "0"), ("stopped (newsqa)", "1")):
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.force_spinning_stop", stop)
+        encoder._session = onnxruntime.InferenceSession(str(path), options,
+                                                        providers=["CPUExecutionProvider"])
+        encoder.embed_queries(["预热"])
+        t, cpu = [], []
+        for q in qs:
+            time.sleep(0.3)
+            began = time.perf_counter()
+            encoder.embed_queries([q])
+            t.append(time.perf_counter() - began)
+            before = time.process_time()  # all of the process's threads
+            time.sleep(0.1)
+            cpu.append(time.process_time() - before)
+        print(f"| {label} | {np.median(t) * 1000:.2f} ms | {np.mean(cpu) * 1000:.1f} ms |")
 
 
 if __name__ == "__main__":

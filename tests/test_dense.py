@@ -260,6 +260,8 @@ def test_cls_models_export_a_last_layer_for_cls_only(corpus: Path, tmp_path: Pat
     hidden = encoder._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
                                          "token_type_ids": np.zeros_like(ids)})[0]
     assert ids.shape[1] > 10 and hidden.shape[:2] == (1, 1)  # one position leaves the model
+    options = encoder._session.get_session_options()
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
     reference = Embedder(str(tiny_cls_model)).embed_queries(questions)
     batch = encoder.embed_queries(questions)  # padded: the mask must hide the padding
     single = np.vstack([encoder.embed_queries([q]) for q in questions])
