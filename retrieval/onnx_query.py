@@ -4,8 +4,9 @@ Importing sentence-transformers costs about 5.5 s here, more than a whole
 cold ``newsqa ask`` may take. At index time the model's transformer is
 exported beside the vectors and checked against sentence-transformers on
 sample questions and the corpus's own text (cosine >= 0.9999); at question
-time only onnxruntime and tokenizers load. Models whose pipeline is not transformer + CLS/mean pooling
-(+ normalisation) are not exported and keep using sentence-transformers.
+time only onnxruntime and tokenizers load. Models whose pipeline is not
+transformer + CLS/mean pooling (+ normalisation) are not exported and keep
+using sentence-transformers.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ HNSW_EF_SEARCH = 256  # for indexes built by older versions, which still load
 class VectorIndex:
     """Normalized vectors in FAISS; inner product equals cosine similarity.
 
-    ``flat`` holds every vector exactly (memory-mapped when loaded). ``shards``, when
-    present, are PQ fast-scan indexes over consecutive id ranges of the same vectors.
+    ``flat`` holds every vector exactly (memory-mapped when loaded; in an index built by
+    an older version it is an HNSW graph over them). ``shards``, when present, are PQ
+    fast-scan indexes over consecutive id ranges of the same vectors.
     """
 
     def __init__(self, flat: Any, shards: list[Any] | None = None) -> None:
