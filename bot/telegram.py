@@ -16,7 +16,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from telegram import (
     BotCommand,
@@ -53,7 +53,6 @@ from .delivery import (
 )
 
 log = logging.getLogger("newsqa.telegram")
-T = TypeVar("T")
 
 # Simplified originals; every reply goes out in the asker's script.
 TEXTS = {
