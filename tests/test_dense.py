@@ -1,5 +1,6 @@
 """The dense path, with a tiny randomly initialised model built by the test and loaded by path."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -229,7 +230,8 @@ def test_onnx_query_encoder_matches_and_needs_no_torch(corpus: Path, tmp_path: P
     assert info["graph"] == "full"  # mean pooling needs every position
     assert info["checked"] > 40  # sample questions and the corpus's own sentences
     ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
-    assert info["int8"] and "MatMulNBits" in ops  # 8-bit weights passed the check here
+    assert info["int8"] and info["quant"] in ("dynamic", "blocks")  # passed the check here
+    assert {"dynamic": "MatMulInteger", "blocks": "MatMulNBits"}[info["quant"]] in ops
     questions = ["单光屯社区化解了多少矛盾？", "郑永强是谁", "芹菜", "A mixed 问题 2023"]
     ours = OnnxQueryEncoder(index.folder, info).embed_queries(questions)
     reference = Embedder(str(tiny_model)).embed_queries(questions)
@@ -262,6 +264,14 @@ def test_cls_models_export_a_last_layer_for_cls_only(corpus: Path, tmp_path: Pat
     assert ids.shape[1] > 10 and hidden.shape[:2] == (1, 1)  # one position leaves the model
     options = encoder._session.get_session_options()
     assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    layout = encoder._layout  # one thread per core, the asking thread held on the first
+    assert options.intra_op_num_threads == layout.threads
+    if layout.affinities:
+        assert options.get_session_config_entry("session.intra_op_thread_affinities") == \
+            layout.affinities
+        before = os.sched_getaffinity(0)
+        encoder.embed_queries(["芹菜"])
+        assert os.sched_getaffinity(0) == before  # given back after the question
     reference = Embedder(str(tiny_cls_model)).embed_queries(questions)
     batch = encoder.embed_queries(questions)  # padded: the mask must hide the padding
     single = np.vstack([encoder.embed_queries([q]) for q in questions])
@@ -299,7 +309,7 @@ def test_a_failing_fusion_step_keeps_the_unfused_graph(
     assert info["cosine_min"] >= 0.9999
 
 
-@pytest.mark.parametrize("fault", ["vectors differ", "quantizer fails"])
+@pytest.mark.parametrize("fault", ["vectors differ", "quantizer fails", "dynamic only"])
 def test_int8_weights_are_kept_only_when_their_vectors_match(
         corpus: Path, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
         fault: str) -> None:
@@ -310,10 +320,12 @@ def test_int8_weights_are_kept_only_when_their_vectors_match(
 
     real = onnx_query._quantize
 
-    def faulty(path):
+    def faulty(path, quant):
         if fault == "quantizer fails":
             raise RuntimeError("MatMulNBits is not supported here")
-        real(path)
+        real(path, quant)
+        if fault == "dynamic only" and quant != "dynamic":
+            return
         model = onnx.load(str(path))
         for init in model.graph.initializer:  # 8-bit rounding far coarser than real
             if init.data_type == onnx.TensorProto.FLOAT:
@@ -324,10 +336,15 @@ def test_int8_weights_are_kept_only_when_their_vectors_match(
     monkeypatch.setattr(onnx_query, "_quantize", faulty)
     index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_model)))
     info = index.manifest["query_encoder"]
-    assert (info["graph"], info["fused"], info["int8"]) == ("full", True, False)
     assert info["cosine_min"] >= 0.9999
     ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
-    assert "MatMulNBits" not in ops
+    if fault == "dynamic only":  # per-block scales are the next try
+        assert (info["graph"], info["fused"], info["quant"]) == ("full", True, "blocks")
+        assert "MatMulNBits" in ops and "MatMulInteger" not in ops
+        return
+    assert (info["graph"], info["fused"], info["int8"], info["quant"]) == \
+        ("full", True, False, "none")
+    assert not ops & {"MatMulNBits", "MatMulInteger", "QAttention"}
 
 
 def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
