@@ -3,13 +3,15 @@
 The variants are made from the random bge-small-zh-architecture model of
 benchmarks/run.py: the plain full graph, the graph whose last layer computes
 [CLS] only, that graph with onnxruntime's BERT fusions, and the fused graph with
-8-bit MatMul weights (what newsqa builds now, when its vectors pass the check).
+8-bit weights: per block of 32 (MatMulNBits) and per channel with dynamic activation
+scales (QAttention + MatMulInteger, what newsqa builds now when its vectors pass the check).
 They are timed interleaved on CMRC questions in three states: back to back, after
 evicting the caches (a 400 MB scan between questions), and after 20 ms idle. Last,
 the CPU onnxruntime's threads burn after a question, spinning or stopped.
 The variants take turns, so even back to back each question finds the other variants'
 weights in cache, not its own. Each variant's vectors are compared with
-sentence-transformers first.
+sentence-transformers first. Then where the asking thread runs during a question: held on
+the first core (newsqa), left where the OS puts it, or on the worker thread's core.
 
     python benchmarks/query_encoder.py --shared ../shared   # after benchmarks/run.py
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +48,10 @@ def variants(model_dir: Path, out: Path) -> dict[str, OnnxQueryEncoder]:
     with _eager_attention(model):  # as newsqa exports now
         _export_variant(model, enc, out / "cls.onnx", "cls", False)
         _export_variant(model, enc, out / "cls-fused.onnx", "cls", True)
-        _export_variant(model, enc, out / "cls-fused-int8.onnx", "cls", True, True)
+        _export_variant(model, enc, out / "cls-fused-int8.onnx", "cls", True, "blocks")
+        _export_variant(model, enc, out / "cls-fused-dyn8.onnx", "cls", True, "dynamic")
     return {name: OnnxQueryEncoder(out, {**info, "onnx": f"{name}.onnx"})
-            for name in ("full", "cls", "cls-fused", "cls-fused-int8")}
+            for name in ("full", "cls", "cls-fused", "cls-fused-int8", "cls-fused-dyn8")}
 
 
 def main() -> None:
@@ -80,7 +84,32 @@ def main() -> None:
                 t[k].append(time.perf_counter() - began)
         print(f"| {state} | " + " | ".join(f"{np.median(t[k]) * 1000:.2f} ms" for k in names)
               + " |")
-    spinning(encoders["cls-fused-int8"], out / "cls-fused-int8.onnx", qs[:100])
+    placement(encoders["cls-fused-dyn8"], qs[:200])
+    spinning(encoders["cls-fused-dyn8"], out / "cls-fused-dyn8.onnx", qs[:100])
+
+
+def placement(encoder: OnnxQueryEncoder, qs: list[str]) -> None:
+    """p50 after 50 ms idle by where the asking thread runs, the placements taking turns."""
+    layout = encoder._layout
+    if not layout.affinities:
+        print("\n(one core: no thread placement to compare)")
+        return
+    worker = frozenset(int(c) - 1 for c in layout.affinities.split(";")[0].split(","))
+    cases = {"held on the first core (newsqa)": layout,
+             "left where the OS puts it": replace(layout, caller=frozenset()),
+             "on the worker thread's core": replace(layout, caller=worker)}
+    t: dict[str, list[float]] = {k: [] for k in cases}
+    for n, q in enumerate(qs):
+        for k in list(cases)[n % 3:] + list(cases)[:n % 3]:
+            encoder._layout = cases[k]
+            time.sleep(0.05)
+            began = time.perf_counter()
+            encoder.embed_queries([q])
+            t[k].append(time.perf_counter() - began)
+    encoder._layout = layout
+    print("\n| asking thread during a question | p50 after 50 ms idle | p90 |\n| --- | --- | --- |")
+    for k, v in t.items():
+        print(f"| {k} | {np.median(v) * 1000:.2f} ms | {np.percentile(v, 90) * 1000:.2f} ms |")
 
 
 def spinning(encoder: OnnxQueryEncoder, path: Path, qs: list[str]) -> None:
@@ -95,6 +124,10 @@ def spinning(encoder: OnnxQueryEncoder, path: Path, qs: list[str]) -> None:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.add_session_config_entry("session.force_spinning_stop", stop)
+        options.intra_op_num_threads = encoder._layout.threads
+        if encoder._layout.affinities:
+            options.add_session_config_entry("session.intra_op_thread_affinities",
+                                             encoder._layout.affinities)
         encoder._session = onnxruntime.InferenceSession(str(path), options,
                                                         providers=["CPUExecutionProvider"])
         encoder.embed_queries(["预热"])

@@ -347,6 +347,30 @@ def test_int8_weights_are_kept_only_when_their_vectors_match(
     assert not ops & {"MatMulNBits", "MatMulInteger", "QAttention"}
 
 
+@pytest.mark.parametrize("quant", ["dynamic", "blocks"])
+def test_quantizing_keeps_an_application_without_logging_setup_quiet(
+        tmp_path: Path, tiny_model: Path, quant: str) -> None:
+    import subprocess
+    import sys
+
+    from retrieval import onnx_query
+
+    embedder = Embedder(str(tiny_model))
+    embedder.warm_up()
+    st = embedder._model
+    enc = st.tokenizer(["测试", "党建引领基层治理"], padding=True, return_tensors="pt")
+    onnx_query._export_variant(st[0].auto_model.eval(), enc, tmp_path / "q.onnx", "full", True)
+    code = ("import logging, sys; from pathlib import Path; from retrieval import onnx_query; "
+            f"onnx_query._quantize(Path(sys.argv[1]), {quant!r}); "
+            "logging.getLogger('app').warning('app warning'); logging.info('app info')")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "q.onnx")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # The quantizers log a line per weight; the app's own logging is as it was (last-resort
+    # handler for warnings, nothing at INFO).
+    assert out.stdout == "" and out.stderr == "app warning\n", out.stderr[-2000:]
+
+
 def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
                                                               tiny_model: Path) -> None:
     import shutil
