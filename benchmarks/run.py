@@ -162,6 +162,7 @@ def bench_corpus(name: str, corpus: Path, questions, model: Path, peers: bool,
     r["dense_build_s"] = round(hybrid_s - r["lexical_build_s"], 2)
     r["chunks"], r["articles"] = rep.chunks, rep.articles
     r["lexical_size_mb"], r["hybrid_size_mb"] = du(lex_dir), du(hyb_dir)
+    lex, hyb = Index.load(lex_dir), Index.load(hyb_dir)  # as users' processes have them
     lex_search = Searcher(lex, Settings(model=""))
     hyb_search = Searcher(hyb, Settings(model=str(model)))
     hyb_search.warm_up()

@@ -344,7 +344,7 @@ def example_questions(searcher: Searcher, k: int = 3) -> list[str]:
     """
     index = searcher.index
     per_article: list[list[str]] = []
-    for a in list(index.articles.values())[:10]:
+    for a in itertools.islice(index.articles.values(), 10):  # parsed on access
         names: list[str] = []
         for p in a.paragraphs[:30]:
             text = to_simplified(a.paragraph_text(p))
@@ -358,7 +358,7 @@ def example_questions(searcher: Searcher, k: int = 3) -> list[str]:
         for q in filter(None, round_):
             if len(out) < k and compose(q, searcher.search(q), index).answered:
                 out.append(q)
-    out += [f"「{a.title}」讲了什么？" for a in index.articles.values()][:k - len(out)]
+    out += [f"「{a.title}」讲了什么？" for a in itertools.islice(index.articles.values(), k - len(out))]
     return [to_simplified(q) for q in out]
 
 

@@ -1,8 +1,10 @@
 """The on-disk index: build, update, load, validate.
 
 An index is a directory of plain files: ``manifest.json`` plus, for one
-generation, ``articles-G.jsonl``, ``chunks-G.jsonl``, ``bm25-G/`` and
-``dense-G.faiss`` (with ``dense-G.pqN.faiss`` PQ codes for large corpora).
+generation, ``articles-G.jsonl`` (+ ``.index.json``), ``chunks-G.npy`` (+
+``.headings.json``; see ``store.py``), ``bm25-G/`` and ``dense-G.faiss`` (with
+``dense-G.pqN.faiss`` PQ codes for large corpora). Version 1 indexes, whose chunks
+were JSON Lines, still load.
 A build writes a new generation beside the old one and commits it by
 atomically replacing ``manifest.json``; a crash before that leaves the
 previous index intact. Nothing is pickled.
@@ -18,7 +20,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,15 +30,17 @@ import numpy as np
 
 from . import __version__, onnx_query
 from .chunking import Chunk, chunk_articles, passage_key, passage_text
-from .corpus import Article, article_from_dict, article_to_dict, corpus_files, load_corpus
+from .corpus import Article, article_from_dict, corpus_files, load_corpus
 from .embedding import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, ModelUnavailableError
 from .lexical import LexicalIndex
 from .settings import Settings
+from .store import ArticleTable, ChunkTable, headings_path, index_path, write_articles, write_chunks
 from .vectors import VectorIndex
 
 FORMAT = "newsqa-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)  # version 1: chunks-G.jsonl, every article and chunk parsed on load
 MANIFEST = "manifest.json"
 Warn = Callable[[str], None]
 
@@ -62,8 +66,8 @@ class BuildReport:
 class Index:
     """A loaded index: articles, chunks, BM25, and (lazily) the FAISS vectors."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], articles: dict[str, Article],
-                 chunks: list[Chunk], lexical: LexicalIndex) -> None:
+    def __init__(self, folder: Path, manifest: dict[str, Any], articles: Mapping[str, Article],
+                 chunks: Sequence[Chunk], lexical: LexicalIndex) -> None:
         self.folder = folder
         self.manifest = manifest
         self.articles = articles
@@ -112,7 +116,10 @@ class Index:
         files = manifest["files"]
         dense = (files["faiss"], *(files[k] for k in _pq_keys(files))) \
             if "dense" in manifest["retrievers"] else ()
-        for name in (files["articles"], files["chunks"], files["bm25"], *dense):
+        legacy = manifest["format_version"] == 1
+        sidecars = () if legacy else (index_path(folder / files["articles"]).name,
+                                      headings_path(folder / files["chunks"]).name)
+        for name in (files["articles"], files["chunks"], files["bm25"], *sidecars, *dense):
             path = folder / name
             if not path.exists():
                 raise IndexCorruptError(f"index file {path} is missing; rebuild with "
@@ -121,20 +128,30 @@ class Index:
             if expected is not None and path.is_file() and path.stat().st_size != expected:
                 raise IndexCorruptError(f"index file {path} was changed or truncated; rebuild "
                                         f"with `newsqa index --rebuild`")
-        try:
-            articles = {d["id"]: article_from_dict(d)
-                        for d in _read_jsonl(folder / files["articles"])}
-            chunks = [Chunk(d["id"], d["article"], d["start"], d["end"], d["p"][0], d["p"][1],
-                            d["heading"], d["text"]) for d in _read_jsonl(folder / files["chunks"])]
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
-            raise IndexCorruptError(f"the chunk or article file in {folder} is corrupt ({exc}); "
-                                    f"rebuild with `newsqa index --rebuild`") from exc
+        if legacy:
+            articles, chunks = _load_v1(folder, files)
+        else:
+            articles = ArticleTable(folder / files["articles"])
+            chunks = ChunkTable(folder / files["chunks"], articles)
         lexical = LexicalIndex.load(folder / files["bm25"])
-        if lexical.size != len(chunks) or len(chunks) != manifest["counts"]["chunks"]:
+        if lexical.size != len(chunks) or len(chunks) != manifest["counts"]["chunks"] or \
+                len(articles) != manifest["counts"]["articles"]:
             raise IndexCorruptError(f"the index in {folder} is inconsistent (BM25 has "
                                     f"{lexical.size} documents, {len(chunks)} chunks); rebuild "
                                     f"with `newsqa index --rebuild`")
         return cls(folder, manifest, articles, chunks, lexical)
+
+
+def _load_v1(folder: Path, files: dict[str, str]) -> tuple[dict[str, Article], list[Chunk]]:
+    try:
+        articles = {d["id"]: article_from_dict(d)
+                    for d in _read_jsonl(folder / files["articles"])}
+        chunks = [Chunk(d["id"], d["article"], d["start"], d["end"], d["p"][0], d["p"][1],
+                        d["heading"], d["text"]) for d in _read_jsonl(folder / files["chunks"])]
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise IndexCorruptError(f"the chunk or article file in {folder} is corrupt ({exc}); "
+                                f"rebuild with `newsqa index --rebuild`") from exc
+    return articles, chunks
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -154,9 +171,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
         raise IndexCorruptError(f"{path} is corrupt ({exc.__class__.__name__}); rebuild with "
                                 f"`newsqa index --rebuild`") from exc
-    if version != FORMAT_VERSION:
+    if version not in READS:
         raise IndexMismatchError(f"the index in {folder} has format version {version}, this "
-                                 f"newsqa reads version {FORMAT_VERSION}; rebuild with "
+                                 f"newsqa reads versions {', '.join(map(str, READS))}; rebuild with "
                                  f"`newsqa index --rebuild`")
     return manifest
 
@@ -318,13 +335,12 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
            model_info: dict[str, Any] | None, embedder: Embedder | None = None,
            note: Callable[[str], None] | None = None, old: Index | None = None) -> Index:
     gen = uuid.uuid4().hex[:8]
-    files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.jsonl",
+    files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.npy",
              "bm25": f"bm25-{gen}"}
-    _write_jsonl(folder / files["articles"], (article_to_dict(a) for a in articles))
-    _write_jsonl(folder / files["chunks"], (
-        {"id": c.id, "article": c.article, "start": c.start, "end": c.end,
-         "p": [c.first_paragraph, c.last_paragraph], "heading": c.heading, "text": c.text}
-        for c in chunks))
+    write_articles(folder / files["articles"], articles)
+    write_chunks(folder / files["chunks"], chunks, [a.id for a in articles])
+    sidecars = (index_path(folder / files["articles"]).name,
+                headings_path(folder / files["chunks"]).name)
     lexical = LexicalIndex.write(passages, folder / files["bm25"], settings.tokenizer,
                                  settings.k1, settings.b)
     vectors = None
@@ -370,7 +386,7 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         if vectors else None,
         "query_encoder": query_encoder,
         "files": files,
-        "sizes": {name: (folder / name).stat().st_size for name in files.values()
+        "sizes": {name: (folder / name).stat().st_size for name in (*files.values(), *sidecars)
                   if (folder / name).is_file()},
         "counts": {"articles": len(articles), "chunks": len(chunks)},
         "articles": {a.id: {"sha256": a.sha256, "title": a.title} for a in articles},
@@ -432,13 +448,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
-
-
-def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]] | Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False))
-            fh.write("\n")
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -113,9 +113,10 @@ class Searcher:
         fused = self._fuse(lex, lex_top, dense_scores)
         order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         weights = self._query_weights(norm)
-        return [Hit(r + 1, self.index.chunks[i], fused[i], float(lex[i]), dense_scores.get(i),
-                    self._coverage(weights, self.index.chunks[i]))
-                for r, i in enumerate(order)]
+        chunks = [self.index.chunks[i] for i in order]  # made from the chunk columns once
+        return [Hit(r + 1, c, fused[i], float(lex[i]), dense_scores.get(i),
+                    self._coverage(weights, c))
+                for r, (i, c) in enumerate(zip(order, chunks, strict=True))]
 
     def _fuse(self, lex: np.ndarray, lex_top: np.ndarray,
               dense: dict[int, float]) -> dict[int, float]:

@@ -65,8 +65,8 @@ def test_wrong_format_version(corpus: Path, tmp_path: Path) -> None:
 def test_truncated_chunk_file_detected(corpus: Path, tmp_path: Path) -> None:
     folder = tmp_path / "idx"
     build_index(corpus, folder, LEX)
-    chunks = next(folder.glob("chunks-*.jsonl"))
-    chunks.write_text(chunks.read_text("utf-8")[:100], "utf-8")
+    chunks = next(folder.glob("chunks-*.npy"))
+    chunks.write_bytes(chunks.read_bytes()[:100])
     with pytest.raises(IndexCorruptError, match="changed or truncated"):
         Index.load(folder)
 
