@@ -157,16 +157,33 @@ def _fuse(path: Path, config: Any) -> None:
     fused.save_model_to_file(str(path))
 
 
+class _NotFromOnnxruntime:
+    """Logging filter: drops records logged from onnxruntime's own files."""
+
+    def filter(self, record: Any) -> bool:
+        return "onnxruntime" not in record.pathname
+
+
 @contextlib.contextmanager
-def _root_logging_kept() -> Iterator[None]:
-    """Put the application's root logger back as it was (handlers and level) afterwards."""
+def _quiet_onnxruntime() -> Iterator[None]:
+    """Silence onnxruntime's quantizers, leaving the application's logging as it was.
+
+    Importing them calls ``logging.basicConfig(level=INFO)`` (undone afterwards); they log a
+    line per weight through their own loggers and warn through the root logger. Only
+    their records are dropped: other threads keep logging meanwhile.
+    """
     import logging
 
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root, ours = logging.getLogger(), logging.getLogger("onnxruntime")
+    handlers, level, ours_level = root.handlers[:], root.level, ours.level
+    only_theirs = _NotFromOnnxruntime()
+    root.addFilter(only_theirs)
+    ours.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        root.removeFilter(only_theirs)
+        ours.setLevel(ours_level)
         root.handlers[:] = handlers
         root.setLevel(level)
 
@@ -181,17 +198,12 @@ def _quantize(path: Path, quant: str) -> None:
     more exact, for models whose activations the per-tensor scale cannot hold. Either way
     the vectors are checked by the caller, which falls back to float ones.
     """
-    import logging
-
     import onnx
 
-    with _root_logging_kept():
+    with _quiet_onnxruntime():
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-        # Importing them called logging.basicConfig(level=INFO); they log a line per weight
-        # and warn about pre-processing, none of it for newsqa users.
-        logging.getLogger().setLevel(logging.ERROR)
         if quant == "dynamic":
             # DefaultTensorType: shape inference cannot type the fused ops' outputs.
             quantize_dynamic(str(path), str(path), op_types_to_quantize=["Attention", "MatMul"],

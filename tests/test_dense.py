@@ -362,13 +362,18 @@ def test_quantizing_keeps_an_application_without_logging_setup_quiet(
     onnx_query._export_variant(st[0].auto_model.eval(), enc, tmp_path / "q.onnx", "full", True)
     code = ("import logging, sys; from pathlib import Path; from retrieval import onnx_query; "
             f"onnx_query._quantize(Path(sys.argv[1]), {quant!r}); "
-            "logging.getLogger('app').warning('app warning'); logging.info('app info')")
+            "logging.getLogger('app').warning('app warning'); logging.getLogger('app').info('hidden'); "
+            "logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+            f"onnx_query._quantize(Path(sys.argv[1] + '2'), {quant!r}); logging.info('app info')")
+    import shutil
+
+    shutil.copy(tmp_path / "q.onnx", tmp_path / "q.onnx2")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "q.onnx")],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     # The quantizers log a line per weight; the app's own logging is as it was (last-resort
-    # handler for warnings, nothing at INFO).
-    assert out.stdout == "" and out.stderr == "app warning\n", out.stderr[-2000:]
+    # handler for warnings, nothing at INFO), then as it set it up (INFO, its format).
+    assert out.stdout == "" and out.stderr == "app warning\napp info\n", out.stderr[-2000:]
 
 
 def test_onnx_encoder_keeps_dense_retrieval_without_the_model(corpus: Path, tmp_path: Path,
