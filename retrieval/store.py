@@ -82,11 +82,12 @@ class ArticleTable(Mapping[str, Article]):
                                     f"rebuild with `newsqa index --rebuild`") from exc
         self.path = path
         self._number = {a: i for i, a in enumerate(self.ids)}
-        self._fd = os.open(path, os.O_RDONLY)
+        self._fd: int | None = os.open(path, os.O_RDONLY)
         size = os.fstat(self._fd).st_size
         if len(self._offsets) != len(self.ids) + 1 or len(self._number) != len(self.ids) or \
                 np.any(np.diff(self._offsets) <= 0) or (len(self.ids) and self._offsets[-1] != size):
             os.close(self._fd)
+            self._fd = None
             raise IndexCorruptError(f"{index_path(path)} does not match {path}; rebuild with "
                                     f"`newsqa index --rebuild`")
         self._cache: OrderedDict[int, Article] = OrderedDict()

@@ -136,14 +136,15 @@ def test_hub_model_offline_fails_fast(corpus: Path, tmp_path: Path) -> None:
     assert report.retrievers == ("bm25",) and "not-cached-model" in warnings[0]
 
 
-def test_lexical_answering_does_not_import_torch(lexical_index: Index) -> None:
+def test_lexical_answering_does_not_import_torch_or_bm25s(lexical_index: Index) -> None:
     code = (
         "import sys\n"
         "from retrieval import Index, Searcher, Settings, compose\n"
         f"idx = Index.load({str(lexical_index.folder)!r})\n"
         "a = compose('鄭永強是誰？', Searcher(idx, Settings(model='')).search('鄭永強是誰？'), idx)\n"
         "assert a.answered\n"
-        "print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss', 'bm25s', 'scipy')\n"
+        "             if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
