@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,7 +162,7 @@ class _NotFromOnnxruntime:
     """Logging filter: drops records logged from onnxruntime's own files."""
 
     def filter(self, record: Any) -> bool:
-        return "onnxruntime" not in record.pathname
+        return f"{os.sep}onnxruntime{os.sep}" not in record.pathname
 
 
 @contextlib.contextmanager
