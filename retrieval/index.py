@@ -35,7 +35,7 @@ from .embedding import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, ModelUnavailableError
 from .lexical import LexicalIndex
 from .settings import Settings
-from .store import ArticleTable, ChunkTable, headings_path, index_path, write_articles, write_chunks
+from .store import ArticleTable, ChunkTable, sidecars, write_articles, write_chunks
 from .vectors import VectorIndex
 
 FORMAT = "newsqa-index"
@@ -117,9 +117,8 @@ class Index:
         dense = (files["faiss"], *(files[k] for k in _pq_keys(files))) \
             if "dense" in manifest["retrievers"] else ()
         legacy = manifest["format_version"] == 1
-        sidecars = () if legacy else (index_path(folder / files["articles"]).name,
-                                      headings_path(folder / files["chunks"]).name)
-        for name in (files["articles"], files["chunks"], files["bm25"], *sidecars, *dense):
+        extra = () if legacy else sidecars(files["articles"], files["chunks"])
+        for name in (files["articles"], files["chunks"], files["bm25"], *extra, *dense):
             path = folder / name
             if not path.exists():
                 raise IndexCorruptError(f"index file {path} is missing; rebuild with "
@@ -339,8 +338,7 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
              "bm25": f"bm25-{gen}"}
     write_articles(folder / files["articles"], articles)
     write_chunks(folder / files["chunks"], chunks, [a.id for a in articles])
-    sidecars = (index_path(folder / files["articles"]).name,
-                headings_path(folder / files["chunks"]).name)
+    extra = sidecars(files["articles"], files["chunks"])
     lexical = LexicalIndex.write(passages, folder / files["bm25"], settings.tokenizer,
                                  settings.k1, settings.b)
     vectors = None
@@ -386,7 +384,7 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         if vectors else None,
         "query_encoder": query_encoder,
         "files": files,
-        "sizes": {name: (folder / name).stat().st_size for name in (*files.values(), *sidecars)
+        "sizes": {name: (folder / name).stat().st_size for name in (*files.values(), *extra)
                   if (folder / name).is_file()},
         "counts": {"articles": len(articles), "chunks": len(chunks)},
         "articles": {a.id: {"sha256": a.sha256, "title": a.title} for a in articles},

@@ -39,6 +39,11 @@ def headings_path(chunks: Path) -> Path:
     return chunks.with_name(chunks.name.removesuffix(".npy") + ".headings.json")
 
 
+def sidecars(articles: str, chunks: str) -> tuple[str, str]:
+    """File names of the article index and the chunk headings for the two main files."""
+    return index_path(Path(articles)).name, headings_path(Path(chunks)).name
+
+
 def write_articles(path: Path, articles: Iterable[Article]) -> None:
     """Write the articles file and its index of ids and line offsets."""
     ids, offsets = [], []
