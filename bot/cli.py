@@ -35,10 +35,13 @@ from . import render
 EXIT_USAGE = 2
 
 
-def default_index_dir(corpus: str) -> str:
-    """``.newsqa/<corpus name>-<hash>``: one index per corpus folder, beside the caller."""
+def default_index_dir(corpus: str, settings: Settings | None = None) -> str:
+    """``.newsqa/<corpus name>-<hash>``: one index per corpus folder and per set of settings
+    that change what an index holds (the model, chunking, tokenizer), beside the caller, so
+    that alternating ``--model ''`` and the default does not rebuild every time."""
     path = Path(corpus).resolve()
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    key = str(path) + json.dumps((settings or Settings()).index_params(), sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     return str(Path(".newsqa") / f"{path.name or 'corpus'}-{digest}")
 
 
@@ -111,10 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from command-line arguments (validated)."""
-    changes: dict[str, Any] = {"model": args.model, "require_dense": args.require_dense}
+    changes: dict[str, Any] = {"model": args.model, "require_dense": args.require_dense,
+                               "cache_dir": cache_dir()}
     if getattr(args, "top_k", None) is not None:
         changes["top_k"] = args.top_k
     return Settings().replace(**changes)
+
+
+def cache_dir() -> str:
+    """Where the bundled model is prepared: ``$NEWSQA_CACHE``, else ``$XDG_CACHE_HOME/newsqa``,
+    else ``~/.cache/newsqa``."""
+    if os.environ.get("NEWSQA_CACHE"):
+        return os.environ["NEWSQA_CACHE"]
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return str(Path(xdg) / "newsqa") if xdg else ""
 
 
 def _warn(msg: str) -> None:
@@ -125,7 +138,7 @@ def open_index(args: argparse.Namespace, settings: Settings, *, rebuild: bool = 
                say: Callable[[str], None] | None = None) -> Index:
     """Load the index, building or updating it first when missing or stale."""
     say = say or (lambda m: print(m, file=sys.stderr))
-    folder = args.index or default_index_dir(args.corpus)
+    folder = args.index or default_index_dir(args.corpus, settings)
     status, reason = ("stale", "rebuild requested") if rebuild else index_status(
         args.corpus, folder, settings)
     if status == "fresh":
@@ -136,7 +149,7 @@ def open_index(args: argparse.Namespace, settings: Settings, *, rebuild: bool = 
     say(f"newsqa: {'building' if status == 'missing' else 'updating'} the index of "
         f"{args.corpus} in {folder}" + (f" ({reason})" if status == "stale" else "") + " …")
     index, report = build_index(args.corpus, folder, settings, rebuild=rebuild, warn=_warn,
-                                progress=sys.stderr.isatty())
+                                progress=sys.stderr.isatty(), notice=lambda m: say(f"newsqa: {m}"))
     say(_summary(report))
     return index
 
@@ -150,9 +163,10 @@ def _summary(r: Any) -> str:
 
 def cmd_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    folder = args.index or default_index_dir(args.corpus)
+    folder = args.index or default_index_dir(args.corpus, settings)
     _, report = build_index(args.corpus, folder, settings, rebuild=args.rebuild, warn=_warn,
-                            progress=sys.stderr.isatty())
+                            progress=sys.stderr.isatty(),
+                            notice=lambda m: print(f"newsqa: {m}", file=sys.stderr))
     print(_summary(report).removeprefix("newsqa: "))
     for name, ids in (("added", report.added), ("changed", report.changed),
                       ("removed", report.removed)):

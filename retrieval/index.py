@@ -219,7 +219,8 @@ def _locked(folder: Path) -> Iterator[None]:
 
 def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
                 rebuild: bool = False, embedder: Embedder | None = None,
-                warn: Warn | None = None, progress: bool = False) -> tuple[Index, BuildReport]:
+                warn: Warn | None = None, progress: bool = False,
+                notice: Warn | None = None) -> tuple[Index, BuildReport]:
     """Build the index of ``corpus`` in ``folder``, or bring it up to date.
 
     Unchanged articles keep their vectors: only passages whose text is new
@@ -235,6 +236,8 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
         embedder: Model to use; by default one is made from ``settings``.
         warn: Receives one-line warnings (unreadable files, missing model).
         progress: Show a progress bar while embedding.
+        notice: Receives one-line notes that are not warnings (the bundled model being
+            prepared, and how long it took); by default ``warn``.
     """
     t0 = time.perf_counter()
     folder = Path(folder)
@@ -257,7 +260,9 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
         wants_dense = bool(settings.model)
         embedder = embedder or Embedder(settings.model, settings.query_prompt,
                                         settings.passage_prompt, settings.batch_size,
-                                        allow_download=settings.allow_download)
+                                        allow_download=settings.allow_download,
+                                        cache_dir=settings.cache_dir or None,
+                                        note=notice or warn)
         dense_error = None
         if wants_dense:
             try:
@@ -279,14 +284,18 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
         titles = {a.id: a.title for a in articles}
         passages = [passage_text(c, titles[c.article]) for c in chunks]
 
-        matrix, model_info, embedded = None, None, 0
+        gen = uuid.uuid4().hex[:8]
+        matrix, model_info, embedded, encoder = None, None, 0, None
         if wants_dense and dense_error is None:
+            encoder = _query_encoder(folder, gen, settings, embedder, passages, old, note)
             matrix, embedded = _embed(embedder, passages, old, progress)
             model_info = {"name": settings.model, "dimension": int(matrix.shape[1]),
                           "query_prompt": embedder.query_prompt,
-                          "passage_prompt": embedder.passage_prompt, "normalized": True}
-        index = _write(folder, settings, corpus, articles, chunks, passages, matrix, model_info,
-                       embedder if model_info else None, note, old)
+                          "passage_prompt": embedder.passage_prompt, "normalized": True,
+                          "passages_by": "onnx" if embedder.passage_encoder is not None
+                          else "sentence-transformers"}
+        index = _write(folder, gen, settings, corpus, articles, chunks, passages, matrix,
+                       model_info, encoder)
         action = "updated" if old is not None else "built"
         return index, BuildReport(action, len(articles), len(chunks), index.retrievers,
                                   model_info["dimension"] if model_info else None,
@@ -329,11 +338,42 @@ def _embed(embedder: Embedder, passages: list[str], old: Index | None,
     return matrix, len(todo)
 
 
-def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[Article],
-           chunks: list[Chunk], passages: list[str], matrix: Any,
-           model_info: dict[str, Any] | None, embedder: Embedder | None = None,
-           note: Callable[[str], None] | None = None, old: Index | None = None) -> Index:
-    gen = uuid.uuid4().hex[:8]
+def _query_encoder(folder: Path, gen: str, settings: Settings, embedder: Embedder,
+                   passages: list[str], old: Index | None,
+                   note: Callable[[str], None]) -> dict[str, Any] | None:
+    """The ONNX encoder's manifest entry for generation ``gen``: carried over from ``old``
+    (same settings and model, else ``old`` would be None) or exported now. When its passage
+    vectors passed their check, ``embedder`` embeds passages with it from here on."""
+    info = None
+    reusable = old.manifest.get("query_encoder") if old is not None else None
+    keys = ("onnx", "tokenizer", "words")
+    if reusable and all(k in reusable and (folder / reusable[k]).is_file() for k in keys):
+        info = {**reusable, **{k: f"query-{gen}{_SUFFIX[k]}" for k in keys}}
+        for key in keys:
+            _link_or_copy(folder / reusable[key], folder / info[key])
+    elif settings.onnx_query and onnx_query.available():
+        # Checked on the corpus's own sentences too, spread over it (bodies, not headlines).
+        picks = sorted({int(i) for i in np.linspace(0, len(passages) - 1, min(64, len(passages)))})
+        info, why = onnx_query.export(
+            embedder, folder, f"query-{gen}", tuple(passages[i].split("\n", 1)[-1] for i in picks),
+            tuple(passages[i] for i in picks[::max(1, len(picks) // onnx_query.PASSAGE_CHECKS)]))
+        if info is None:
+            note(f"questions will be embedded with sentence-transformers (slower start): {why}")
+    if info and info.get("passages"):
+        try:
+            embedder.passage_encoder = onnx_query.OnnxQueryEncoder(folder, info)
+        except Exception:  # passages are then embedded by sentence-transformers, as before
+            embedder.passage_encoder = None
+    return info
+
+
+_SUFFIX = {"onnx": ".onnx", "tokenizer": ".tokenizer.json", "words": ".words.npy"}
+
+
+def _write(folder: Path, gen: str, settings: Settings, corpus: str | Path,
+           articles: list[Article], chunks: list[Chunk], passages: list[str], matrix: Any,
+           model_info: dict[str, Any] | None,
+           query_encoder: dict[str, Any] | None = None) -> Index:
     files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.npy",
              "bm25": f"bm25-{gen}"}
     write_articles(folder / files["articles"], articles)
@@ -347,28 +387,10 @@ def _write(folder: Path, settings: Settings, corpus: str | Path, articles: list[
         vectors = VectorIndex.build(matrix, settings.ann_threshold)
         for i, path in enumerate(vectors.save(folder / files["faiss"])):
             files[f"faiss_pq{i}"] = path.name
-    query_encoder = None
-    reusable = old.manifest.get("query_encoder") if old is not None else None
-    if reusable and not all((folder / reusable[k]).is_file() for k in ("onnx", "tokenizer")):
-        reusable = None
-    if embedder is not None and reusable:
-        # Same settings and model (else `old` would be None): carry the export over, no re-export.
-        query_encoder = {**reusable, "onnx": f"query-{gen}.onnx",
-                         "tokenizer": f"query-{gen}.tokenizer.json"}
-        for key in ("onnx", "tokenizer"):
-            _link_or_copy(folder / reusable[key], folder / query_encoder[key])
-        files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
-                                                         query_encoder["tokenizer"])
-    elif embedder is not None and settings.onnx_query and onnx_query.available():
-        # Checked on the corpus's own sentences too, spread over it (bodies, not headlines).
-        picks = sorted({int(i) for i in np.linspace(0, len(passages) - 1, min(64, len(passages)))})
-        query_encoder, why = onnx_query.export(embedder, folder, f"query-{gen}", tuple(
-            passages[i].split("\n", 1)[-1] for i in picks))
-        if query_encoder:
-            files["query_onnx"], files["query_tokenizer"] = (query_encoder["onnx"],
-                                                             query_encoder["tokenizer"])
-        elif note:
-            note(f"questions will be embedded with sentence-transformers (slower start): {why}")
+    if query_encoder is not None and model_info is not None:
+        files.update({f"query_{k}": query_encoder[k] for k in _SUFFIX})
+    else:
+        query_encoder = None
     retrievers = ["bm25"] + (["dense"] if vectors is not None else [])
     manifest = {
         "format": FORMAT,

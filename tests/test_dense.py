@@ -36,9 +36,11 @@ def test_update_embeds_only_changed_passages(corpus: Path, tmp_path: Path,
     index, second = build_index(corpus, tmp_path / "idx", settings)
     assert second.action == "updated" and second.added == ("new",)
     assert second.embedded == 1 and second.chunks == first.chunks + 1
-    # Carried-over vectors equal freshly computed ones.
+    # Carried-over vectors equal freshly computed ones (the ONNX export embeds passages when
+    # its vectors pass the check: cosine >= 0.999 against sentence-transformers).
     fresh = Embedder(str(tiny_model)).embed_passages([index.passage(index.chunks[0])])
-    assert np.allclose(index.vectors.vectors()[0], fresh[0], atol=1e-5)
+    assert index.manifest["model"]["passages_by"] == "onnx"
+    assert float(index.vectors.vectors()[0] @ fresh[0]) >= 0.999
     _, third = build_index(corpus, tmp_path / "idx", settings)
     assert third.action == "unchanged" and third.embedded == 0
 
@@ -253,13 +255,15 @@ def test_cls_models_export_a_last_layer_for_cls_only(corpus: Path, tmp_path: Pat
 
     index, _ = build_index(corpus, tmp_path / "idx", Settings(model=str(tiny_cls_model)))
     info = index.manifest["query_encoder"]
-    assert info["pooling"] == "cls" and info["graph"] == "cls" and info["fused"]
+    assert info["pooling"] == "cls" and info["graph"] == "cls"
     ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
-    assert "Attention" in ops  # onnxruntime's fused attention in the layers before the last
+    # The fastest passing variant is kept; a fused one has onnxruntime's Attention op.
+    assert ("Attention" in ops or "QAttention" in ops) == bool(info["fused"])
     questions = ["单光屯社区化解了多少矛盾？", "芹菜", "A mixed 问题 2023 with a longer tail of words"]
     encoder = OnnxQueryEncoder(index.folder, info)
     ids = np.array([encoder._tok.encode(questions[0]).ids], dtype=np.int64)
-    hidden = encoder._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+    hidden = encoder._session.run(None, {"embeds": encoder._table.rows(ids),
+                                         "attention_mask": np.ones_like(ids),
                                          "token_type_ids": np.zeros_like(ids)})[0]
     assert ids.shape[1] > 10 and hidden.shape[:2] == (1, 1)  # one position leaves the model
     options = encoder._session.get_session_options()
@@ -338,13 +342,13 @@ def test_int8_weights_are_kept_only_when_their_vectors_match(
     info = index.manifest["query_encoder"]
     assert info["cosine_min"] >= 0.9999
     ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
-    if fault == "dynamic only":  # per-block scales are the next try
-        assert (info["graph"], info["fused"], info["quant"]) == ("full", True, "blocks")
-        assert "MatMulNBits" in ops and "MatMulInteger" not in ops
+    # Of the variants that pass, the fastest (or one nearly as fast and smaller) is kept:
+    # never one whose vectors were spoiled.
+    if fault == "dynamic only":
+        assert info["quant"] != "dynamic" and "MatMulInteger" not in ops
         return
-    assert (info["graph"], info["fused"], info["int8"], info["quant"]) == \
-        ("full", True, False, "none")
-    assert not ops & {"MatMulNBits", "MatMulInteger", "QAttention"}
+    assert not info["int8"] and info["quant"] == "none"
+    assert "MatMulNBits" not in ops and "MatMulInteger" not in ops
 
 
 @pytest.mark.parametrize("quant", ["dynamic", "blocks"])
