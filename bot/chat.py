@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from retrieval import Answer, QuestionError, Searcher, compose
+from retrieval import Answer, QuestionError, Searcher, ask
 from retrieval.text import to_script
 
 from . import render
@@ -61,7 +61,7 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
             out.write(f"unknown command {line.split()[0]}; /help lists them\n")
         else:
             try:
-                last = compose(line, searcher.search(line), index)
+                last = ask(searcher, line)
             except QuestionError as exc:
                 out.write(f"{exc}\n")
                 continue

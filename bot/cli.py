@@ -25,8 +25,8 @@ from retrieval import (
     Searcher,
     Settings,
     __version__,
+    ask,
     build_index,
-    compose,
     index_status,
 )
 
@@ -87,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gold questions (JSON Lines; default tests/gold/seeds.jsonl)")
     p.add_argument("--cmrc", metavar="DIR", default=None,
                    help="evaluate on CMRC 2018 (dev + trial) from DIR instead")
+    p.add_argument("--squad", metavar="FILE", nargs="+", default=None,
+                   help="evaluate on SQuAD-format files instead (e.g. DRCD_test.json)")
     p.add_argument("--limit", type=int, default=None, help="first N questions only")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--failures", type=int, default=0, metavar="N",
                    help="also list N questions that missed")
@@ -178,7 +180,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def answer_one(searcher: Searcher, question: str) -> Any:
     """Search and compose; raises QuestionError for unusable questions."""
-    return compose(question, searcher.search(question), searcher.index)
+    return ask(searcher, question)
 
 
 def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
@@ -253,11 +255,16 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from retrieval.evaluate import evaluate, format_report, load_cmrc, load_gold
+    from retrieval.evaluate import evaluate, format_report, load_cmrc, load_gold, load_squad
 
     settings = settings_from(args)
     if args.cmrc:
         corpus, questions = load_cmrc(args.cmrc, Path(".newsqa") / "cmrc2018-corpus")
+        args.corpus = str(corpus)
+    elif args.squad:
+        files = [Path(f) for f in args.squad]
+        name = "-".join(f.stem for f in files)[:60]
+        corpus, questions = load_squad(files, Path(".newsqa") / f"{name}-corpus")
         args.corpus = str(corpus)
     else:
         questions = load_gold(args.questions or "tests/gold/seeds.jsonl")

@@ -14,11 +14,12 @@ from retrieval.text import Script, to_script
 
 BOLD, RESET = "\033[1m", "\033[0m"
 _LABELS = {"sources": "来源", "nearest": "最相关的来源", "para": "第{n}段"}
+_ENGLISH = {"sources": "Sources", "nearest": "Nearest sources", "para": "paragraph {n}"}
 
 
 def label(key: str, script: Script) -> str:
-    """A UI label in the asker's script."""
-    return to_script(_LABELS[key], script)
+    """A UI label in the asker's script (English for a question in English)."""
+    return _ENGLISH[key] if script == "en" else to_script(_LABELS[key], script)
 
 
 def source_line(article: Article | None, paragraph: int | None, script: Script,
@@ -62,6 +63,7 @@ def to_json(answer: Answer, index: Index) -> dict[str, Any]:
         "question": answer.question,
         "answered": answer.answered,
         "answer": answer.text,
+        "answer_span": answer.answer_span,
         "script": answer.script,
         "citations": [{"n": c.n, "article": c.article, "title": c.title, "source": c.source,
                        "date": c.date, "paragraph": c.paragraph, "quote": c.quote,

@@ -39,7 +39,8 @@ from telegram.ext import (
     filters,
 )
 
-from retrieval import Answer, Article, ConfigError, NewsqaError, QuestionError, Searcher, compose
+from retrieval import Answer, Article, ConfigError, NewsqaError, QuestionError, Searcher
+from retrieval import ask as compose_answer
 from retrieval.text import Script, detect_script, has_cjk, split_sentences, to_script, to_simplified
 
 from . import render
@@ -277,7 +278,7 @@ async def answer_question(update: Update, context: Context, question: str) -> No
     async with state.lock_for(user), typing(context.bot, message.chat_id):
         began = time.perf_counter()
         answer = await asyncio.to_thread(
-            lambda: compose(question, state.searcher.search(question), state.searcher.index))
+            lambda: compose_answer(state.searcher, question))
         log.info("update %s: user %s, chat %s, %s in %.0f ms", update.update_id, user,
                  message.chat_id, "answered" if answer.answered else "declined",
                  1000 * (time.perf_counter() - began))
@@ -356,7 +357,7 @@ def example_questions(searcher: Searcher, k: int = 3) -> list[str]:
     out: list[str] = []
     for round_ in itertools.zip_longest(*per_article):
         for q in filter(None, round_):
-            if len(out) < k and compose(q, searcher.search(q), index).answered:
+            if len(out) < k and compose_answer(searcher, q).answered:
                 out.append(q)
     out += [f"「{a.title}」讲了什么？" for a in itertools.islice(index.articles.values(), k - len(out))]
     return [to_simplified(q) for q in out]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .answer import compose
-from .errors import QuestionError
+from .answer import ask, compose
+from .errors import ConfigError, QuestionError
 from .search import Searcher
 from .text import to_simplified
 
@@ -33,6 +33,7 @@ class GoldQuestion:
     article: str | None
     paragraph: int | None
     answers: tuple[str, ...]
+    wrong: tuple[str, ...] = ()  # a trap's neighbour: answering with it is wrong
 
 
 def load_gold(path: str | Path) -> list[GoldQuestion]:
@@ -42,29 +43,50 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
         if line.strip():
             d = json.loads(line)
             out.append(GoldQuestion(str(d["id"]), d["question"], d["kind"], d.get("article"),
-                                    d.get("paragraph"), tuple(d.get("answers", ()))))
+                                    d.get("paragraph"), tuple(d.get("answers", ())),
+                                    tuple(d.get("wrong", ()))))
     return out
 
 
 def load_cmrc(folder: str | Path, corpus_dir: Path) -> tuple[Path, list[GoldQuestion]]:
-    """CMRC 2018 dev + trial as a corpus (one article per paragraph) and questions.
+    """CMRC 2018 dev + trial as a corpus (one article per paragraph) and questions; the
+    questions' kinds are "cmrc_dev" and "cmrc_trial"."""
+    files = [Path(folder) / f"squad_cmrc2018_{part}.json" for part in ("dev", "trial")]
+    return load_squad(files, corpus_dir, "CMRC 2018",
+                      {f: f"cmrc_{f.stem.rsplit('_', 1)[-1]}" for f in files})
+
+
+def load_squad(files: list[Path], corpus_dir: Path, source: str = "",
+               kinds: dict[Path, str] | None = None) -> tuple[Path, list[GoldQuestion]]:
+    """SQuAD-format files as a corpus (one article per paragraph) and questions.
 
     Articles are written once to ``corpus_dir`` as Markdown with front matter,
     so they go through the same loading and indexing code as users' files.
+
+    Raises:
+        ConfigError: A file is missing or not in SQuAD format.
     """
     questions: list[GoldQuestion] = []
     corpus_dir.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, str] = {}
-    for name in ("squad_cmrc2018_dev.json", "squad_cmrc2018_trial.json"):
-        data = json.loads((Path(folder) / name).read_text("utf-8"))["data"]
-        for doc in data:
-            for i, para in enumerate(doc["paragraphs"]):
-                aid = f"{doc['id']}_{i}".replace("/", "_")
-                wanted[f"{aid}.md"] = (f"---\ntitle: {doc['title']}\nsource: CMRC 2018\n---\n"
-                                       f"{para['context'].strip()}\n")
-                for qa in para["qas"]:
-                    questions.append(GoldQuestion(qa["id"], qa["question"], "cmrc", aid, None,
-                                                  tuple(a["text"] for a in qa["answers"])))
+    for file in files:
+        kind = (kinds or {}).get(file) or re.sub(r"\W+", "_", file.stem).lower()
+        try:
+            data = json.loads(Path(file).read_text("utf-8"))["data"]
+            for doc in data:
+                for i, para in enumerate(doc["paragraphs"]):
+                    aid = f"{doc.get('id', doc.get('title', 'doc'))}_{i}".replace("/", "_")
+                    title = str(doc.get("title", aid)).replace("\n", " ")
+                    wanted[f"{aid}.md"] = (f"---\ntitle: {title}\nsource: {source or file.stem}\n"
+                                           f"---\n{para['context'].strip()}\n")
+                    for qa in para["qas"]:
+                        questions.append(GoldQuestion(str(qa["id"]), qa["question"], kind, aid, None,
+                                                      tuple(a["text"] for a in qa["answers"])))
+        except FileNotFoundError:
+            raise ConfigError(f"{file} does not exist") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{file} is not a SQuAD-format JSON file "
+                              f"({type(exc).__name__}: {exc})") from None
     for name, text in wanted.items():
         path = corpus_dir / name
         if not path.exists() or path.read_text("utf-8") != text:
@@ -82,10 +104,10 @@ def evaluate(searcher: Searcher, questions: list[GoldQuestion]) -> dict[str, Any
     for q in questions:
         t0 = time.perf_counter()
         try:
-            hits = searcher.search(q.question)
+            answer = ask(searcher, q.question)
         except QuestionError:  # CMRC has a few empty questions: they count as misses
-            hits = []
-        answer = compose(q.question, hits, searcher.index)
+            answer = compose(q.question, [], searcher.index)
+        hits = list(answer.hits)
         ms = (time.perf_counter() - t0) * 1000
         ranks = [h.chunk.article for h in hits]
         rank = ranks.index(q.article) + 1 if q.article in ranks else None
@@ -102,6 +124,10 @@ def evaluate(searcher: Searcher, questions: list[GoldQuestion]) -> dict[str, Any
                          (q.paragraph is None or first.paragraph == q.paragraph)),
             "length": len("".join(c.display for c in answer.citations)), "ms": ms,
             "answer": answer.text, "gold": list(q.answers), "evidence": answer.evidence,
+            "span": answer.answer_span,
+            "em": max((exact_match(answer.answer_span or "", a) for a in q.answers), default=None),
+            "f1": max((char_f1(answer.answer_span or "", a) for a in q.answers), default=None),
+            "neighbour": any(_norm(w) in _norm(answer.text) for w in q.wrong) if q.wrong else None,
         })
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -127,6 +153,13 @@ def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         m["contains"] = _mean(r["contains"] for r in with_gold) if with_gold else None
         m["first_citation"] = _mean(r["first_ok"] for r in on)
         m["answered"] = _mean(r["answered"] for r in on)
+        m["false_decline"] = 1.0 - m["answered"]
+        scored = [r for r in on if r["em"] is not None]
+        m["em"] = _mean(r["em"] for r in scored) if scored else None
+        m["f1"] = _mean(r["f1"] for r in scored) if scored else None
+        traps = [r for r in on if r["neighbour"] is not None]
+        if traps:
+            m["neighbour"] = sum(bool(r["neighbour"]) for r in traps)
         m["median_length"] = statistics.median(r["length"] for r in on if r["answered"]) \
             if any(r["answered"] for r in on) else 0
     if off:
@@ -135,26 +168,80 @@ def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return m
 
 
+# CMRC 2018's official evaluation (cmrc2018_evaluate.py): punctuation removed, Chinese
+# characters one token each, Latin words and numbers whole; F1 over the longest common
+# substring of tokens; the best over the gold answers.
+_PUNCT = set("-:_*^/\\~`+=，。：？！“”；’《》……·、「」（）－～『』,.!?;'\"()[]<>{}【】")
+
+
+def _tokens(text: str) -> list[str]:
+    out: list[str] = []
+    word = ""
+    for ch in to_simplified(text).lower().strip():
+        if ch in _PUNCT or ch.isspace():
+            if word:
+                out.append(word)
+                word = ""
+            continue
+        if re.match(r"[\u4e00-\u9fa5]", ch):
+            if word:
+                out.append(word)
+                word = ""
+            out.append(ch)
+        else:
+            word += ch
+    if word:
+        out.append(word)
+    return out
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    """1.0 when the two are equal once punctuation and spaces are removed."""
+    return float("".join(_tokens(prediction)) == "".join(_tokens(gold)))
+
+
+def char_f1(prediction: str, gold: str) -> float:
+    """F1 of the longest common run of tokens (CMRC 2018's definition)."""
+    p, g = _tokens(prediction), _tokens(gold)
+    if not p or not g:
+        return 0.0
+    best = 0
+    table = [0] * (len(g) + 1)
+    for i in range(1, len(p) + 1):
+        prev = 0
+        for j in range(1, len(g) + 1):
+            cur = table[j]
+            table[j] = prev + 1 if p[i - 1] == g[j - 1] else 0
+            best = max(best, table[j])
+            prev = cur
+    if not best:
+        return 0.0
+    precision, recall = best / len(p), best / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
 def _mean(values: Any) -> float:
     vals = [float(v) for v in values]
     return sum(vals) / len(vals) if vals else 0.0
 
 
-_COLS = ("n", "hit@1", "hit@5", "mrr", "passage_hit@1", "contains", "first_citation",
-         "answered", "declined", "median_length", "ms_per_question")
+_COLS = ("n", "hit@1", "hit@5", "mrr", "passage_hit@1", "contains", "em", "f1",
+         "first_citation", "false_decline", "declined", "neighbour", "median_length",
+         "ms_per_question")
 
 
 def format_report(report: dict[str, Any], failures: int = 0) -> str:
     """A plain-text table of the report, optionally followed by missed questions."""
-    head = f"{'kind':<12}" + "".join(f"{c:>16}" for c in _COLS)
+    widths = [max(len(c) + 2, 8) for c in _COLS]
+    head = f"{'kind':<14}" + "".join(f"{c:>{w}}" for c, w in zip(_COLS, widths, strict=True))
     lines = [head]
     for name, m in [*report["by_kind"].items(), ("overall", report["overall"])]:
         cells = []
-        for c in _COLS:
+        for c, w in zip(_COLS, widths, strict=True):
             v = m.get(c)
-            cells.append(f"{'-':>16}" if v is None else
-                         f"{v:>16d}" if isinstance(v, int) else f"{v:>16.3f}")
-        lines.append(f"{name:<12}" + "".join(cells))
+            cells.append(f"{'-':>{w}}" if v is None else
+                         f"{v:>{w}d}" if isinstance(v, int) else f"{v:>{w}.3f}")
+        lines.append(f"{name:<14}" + "".join(cells))
     if failures:
         missed = [r for r in report["rows"] if (r["offtopic"] and r["answered"]) or
                   (not r["offtopic"] and (r["rank"] != 1 or r["contains"] is False))]

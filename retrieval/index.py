@@ -34,6 +34,7 @@ from .corpus import Article, article_from_dict, corpus_files, load_corpus
 from .embedding import Embedder
 from .errors import IndexCorruptError, IndexMismatchError, ModelUnavailableError
 from .lexical import LexicalIndex
+from .sentences import SentenceVectors, embed_sentences, sentence_spans, sentence_text
 from .settings import Settings
 from .store import ArticleTable, ChunkTable, sidecars, write_articles, write_chunks
 from .vectors import VectorIndex
@@ -74,6 +75,22 @@ class Index:
         self.chunks = chunks
         self.lexical = lexical
         self._vectors: VectorIndex | None = None
+        self._sentences: SentenceVectors | bool | None = False  # False: not read yet
+
+    @property
+    def sentences(self) -> SentenceVectors | None:
+        """Sentence vectors for the composer, read on first use; None when the index has none
+        (or they cannot be read: answers then rest on words alone)."""
+        if self._sentences is False:
+            files = self.manifest["files"]
+            self._sentences = None
+            if "sentence_vectors" in files:
+                try:
+                    self._sentences = SentenceVectors(self.folder / files["sentence_vectors"],
+                                                      self.folder / files["sentence_rows"])
+                except (OSError, ValueError, KeyError, IndexError, TypeError):
+                    self._sentences = None
+        return self._sentences  # type: ignore[return-value]
 
     @property
     def retrievers(self) -> tuple[str, ...]:
@@ -286,16 +303,24 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
 
         gen = uuid.uuid4().hex[:8]
         matrix, model_info, embedded, encoder = None, None, 0, None
+        spans: list[tuple[str, int, int]] = []
+        sentence_matrix = None
         if wants_dense and dense_error is None:
             encoder = _query_encoder(folder, gen, settings, embedder, passages, old, note)
             matrix, embedded = _embed(embedder, passages, old, progress)
+            if settings.sentence_vectors:
+                spans = sentence_spans(articles, chunks)
+                sentence_matrix = embed_sentences(
+                    spans, {a.id: a for a in articles},
+                    lambda texts: embedder.embed_passages(texts, progress=progress),
+                    int(matrix.shape[1]), _old_sentences(old, embedder.model_name))
             model_info = {"name": settings.model, "dimension": int(matrix.shape[1]),
                           "query_prompt": embedder.query_prompt,
                           "passage_prompt": embedder.passage_prompt, "normalized": True,
                           "passages_by": "onnx" if embedder.passage_encoder is not None
                           else "sentence-transformers"}
         index = _write(folder, gen, settings, corpus, articles, chunks, passages, matrix,
-                       model_info, encoder)
+                       model_info, encoder, (spans, sentence_matrix))
         action = "updated" if old is not None else "built"
         return index, BuildReport(action, len(articles), len(chunks), index.retrievers,
                                   model_info["dimension"] if model_info else None,
@@ -370,10 +395,22 @@ def _query_encoder(folder: Path, gen: str, settings: Settings, embedder: Embedde
 _SUFFIX = {"onnx": ".onnx", "tokenizer": ".tokenizer.json", "words": ".words.npy"}
 
 
+def _old_sentences(old: Index | None, model: str) -> dict[str, np.ndarray]:
+    """Sentence text -> vector of the old index, when its vectors come from ``model``."""
+    if old is None or not old.model or old.model.get("name") != model or old.sentences is None:
+        return {}
+    store = old.sentences
+    try:
+        return {sentence_text(old.articles[a], s, e): store.vector(i)
+                for i, (a, s, e) in enumerate(store.spans)}
+    except (KeyError, IndexCorruptError):
+        return {}
+
+
 def _write(folder: Path, gen: str, settings: Settings, corpus: str | Path,
            articles: list[Article], chunks: list[Chunk], passages: list[str], matrix: Any,
-           model_info: dict[str, Any] | None,
-           query_encoder: dict[str, Any] | None = None) -> Index:
+           model_info: dict[str, Any] | None, query_encoder: dict[str, Any] | None = None,
+           sentences: tuple[list[tuple[str, int, int]], Any] = ([], None)) -> Index:
     files = {"articles": f"articles-{gen}.jsonl", "chunks": f"chunks-{gen}.npy",
              "bm25": f"bm25-{gen}"}
     write_articles(folder / files["articles"], articles)
@@ -387,6 +424,11 @@ def _write(folder: Path, gen: str, settings: Settings, corpus: str | Path,
         vectors = VectorIndex.build(matrix, settings.ann_threshold)
         for i, path in enumerate(vectors.save(folder / files["faiss"])):
             files[f"faiss_pq{i}"] = path.name
+    if sentences[1] is not None:
+        files["sentence_vectors"], files["sentence_rows"] = (f"sentences-{gen}.npy",
+                                                             f"sentences-{gen}.json")
+        SentenceVectors.write(folder / files["sentence_vectors"], folder / files["sentence_rows"],
+                              *sentences)
     if query_encoder is not None and model_info is not None:
         files.update({f"query_{k}": query_encoder[k] for k in _SUFFIX})
     else:
@@ -455,7 +497,7 @@ def _commit_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 def _remove_other_generations(folder: Path, keep: str) -> None:
     for path in folder.iterdir():
         stem = path.name.split(".")[0]
-        if (stem.startswith(("articles-", "chunks-", "bm25-", "dense-", "query-")) and
+        if (stem.startswith(("articles-", "chunks-", "bm25-", "dense-", "query-", "sentences-")) and
                 not stem.endswith(keep)) or (path.name.endswith(".tmp") and path.name[0] == "."):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)

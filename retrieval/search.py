@@ -93,6 +93,12 @@ class Searcher:
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         """The ``k`` best passages for ``question`` (default ``settings.top_k``)."""
+        return self.search_with_vector(question, k)[0]
+
+    def search_with_vector(self, question: str,
+                           k: int | None = None) -> tuple[list[Hit], np.ndarray | None]:
+        """Like :meth:`search`, also returning the question's vector (None without a model)
+        so the composer can weigh sentences by meaning."""
         q = self.check(question)
         k = k or self.settings.top_k
         norm = to_simplified(q)
@@ -116,7 +122,7 @@ class Searcher:
         chunks = [self.index.chunks[i] for i in order]  # made from the chunk columns once
         return [Hit(r + 1, c, fused[i], float(lex[i]), dense_scores.get(i),
                     self._coverage(weights, c))
-                for r, (i, c) in enumerate(zip(order, chunks, strict=True))]
+                for r, (i, c) in enumerate(zip(order, chunks, strict=True))], qvec
 
     def _fuse(self, lex: np.ndarray, lex_top: np.ndarray,
               dense: dict[int, float]) -> dict[int, float]:

@@ -16,7 +16,7 @@ FUSIONS = ("convex", "rrf")
 # Settings that change what is stored in an index; a change to any of them
 # means the index must be rebuilt.
 INDEX_KEYS = ("model", "chunk_size", "chunk_overlap", "tokenizer", "k1", "b",
-              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query")
+              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query", "sentence_vectors")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class Settings:
         onnx_query: Export the model to ONNX at index time so questions are embedded without
             importing torch (needs the onnx and onnxruntime packages; checked against the model).
         cache_dir: Where the bundled model is prepared ("": ``~/.cache/newsqa``).
+        sentence_vectors: Embed every sentence at index time, so the composer can tell how
+            close each candidate sentence is in meaning to a question.
     """
 
     model: str = DEFAULT_MODEL
@@ -71,6 +73,7 @@ class Settings:
     max_question_chars: int = 1000
     onnx_query: bool = True
     cache_dir: str = ""
+    sentence_vectors: bool = True
 
     def __post_init__(self) -> None:
         self.validate()

@@ -12,7 +12,9 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-Script = Literal["hans", "hant"]
+# "en": a question with Latin letters and no Chinese; answered with the articles' own text
+# (quotes stay as written) and English labels.
+Script = Literal["hans", "hant", "en"]
 
 # Sentence ends: the brief's 。！？；!? plus the small-form semicolon ﹔ and the
 # ASCII semicolon, both of which real pages (人民網) use in place of ；.
@@ -43,8 +45,18 @@ def to_traditional(text: str) -> str:
 
 
 def to_script(text: str, script: Script) -> str:
-    """Return ``text`` in ``script`` ("hans" or "hant")."""
+    """Return ``text`` in ``script`` ("hans" or "hant"; "en" leaves it as written)."""
+    if script == "en":
+        return text
     return to_traditional(text) if script == "hant" else to_simplified(text)
+
+
+def reply_script(question: str) -> Script:
+    """The script to answer ``question`` in: its own, or "en" for a question in English (or
+    another Latin-script language) with no Chinese characters."""
+    if not has_cjk(question) and re.search(r"[A-Za-z]{2}", question):
+        return "en"
+    return detect_script(question)
 
 
 # Characters s2t rewrites that are also standard Traditional characters in other

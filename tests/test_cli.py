@@ -39,11 +39,14 @@ def test_ask_builds_index_then_answers(cli) -> None:
 def test_ask_json_schema(cli) -> None:
     out = cli("ask", "--json", "請問茶棚村常住人口有多少？")
     data = json.loads(out.stdout)
-    assert list(data) == ["question", "answered", "answer", "script", "citations", "passages"]
+    assert list(data) == ["question", "answered", "answer", "answer_span", "script", "citations",
+                          "passages"]
     assert data["answered"] is True and data["script"] == "hant"
-    c = data["citations"][0]
+    assert data["answer_span"] == "400多人"
+    c = next(c for c in data["citations"] if c["span"])  # only the answer is marked
     assert list(c) == ["n", "article", "title", "source", "date", "paragraph", "quote", "span"]
     assert c["quote"][c["span"][0]:c["span"][1]] == "400多人"
+    assert sum(1 for c in data["citations"] if c["span"]) == 1
     assert [p["rank"] for p in data["passages"]] == list(range(1, len(data["passages"]) + 1))
     assert set(data["passages"][0]) == {"rank", "article", "chunk", "score", "text"}
 
