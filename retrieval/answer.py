@@ -62,7 +62,7 @@ _ENTITY = {
     "person": re.compile(r"(?:书记|主任|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|镇长|村长|主席|"
                          r"院长|校长|教授|博士|先生|女士|部长|厅长|委员|总裁|创始人|导演|作者)"
                          r"[\u4e00-\u9fff]{2,3}|[\u4e00-\u9fff]{2,3}(?=说|介绍|表示|指出|认为|称)"),
-    "place": re.compile(r"[\u4e00-\u9fff]{1,10}?(?:村(?![集民干委级庄里])|镇|乡|县|区(?![域别])|市(?![场民])"
+    "place": re.compile(r"[\u4e00-\u9fff]{1,10}?(?:(?<!驻)村(?![集民干委级庄里工])|镇|乡|县|区(?![域别])|市(?![场民])"
                         r"|省|街道|社区|小区|公司|集团|合作社|园区|开发区|大学|学院|医院|银行|委员会|协会|中心)"),
 }
 _FUNCTION_CHARS = frozenset("在该本全各每此这那为到让把向从和与及的是了由于将对")
@@ -161,19 +161,28 @@ def question_type(question_norm: str) -> str | None:
     return None
 
 
-def ask(searcher: Searcher, question: str, script: Script | None = None) -> Answer:
+def ask(searcher: Searcher, question: str, script: Script | None = None,
+        exclude: frozenset[tuple[str, int]] = frozenset(), k: int | None = None) -> Answer:
     """Search for ``question`` and compose the answer, meaning included.
+
+    Args:
+        searcher: Over the index to answer from.
+        question: As asked (or as a conversation rewrote it).
+        script: Script to answer in; by default the question's.
+        exclude: Sentences (article id, start) not to quote again ("more").
+        k: Passages to retrieve (default: the searcher's ``top_k``).
 
     Raises:
         QuestionError: The question is empty, too long or has no words.
     """
-    hits, vector = searcher.search_with_vector(question)
-    return compose(question, hits, searcher.index, script, query_vector=vector)
+    hits, vector = searcher.search_with_vector(question, k)
+    return compose(question, hits, searcher.index, script, query_vector=vector, exclude=exclude)
 
 
 def compose(question: str, hits: list[Hit], index: Index, script: Script | None = None,
             decline_below: float = DECLINE_BELOW,
-            query_vector: np.ndarray | None = None) -> Answer:
+            query_vector: np.ndarray | None = None,
+            exclude: frozenset[tuple[str, int]] = frozenset()) -> Answer:
     """Compose a cited answer to ``question`` from ``hits``.
 
     Args:
@@ -184,6 +193,7 @@ def compose(question: str, hits: list[Hit], index: Index, script: Script | None 
         decline_below: Evidence threshold under which the answer is "not in the articles".
         query_vector: The question's vector (from :meth:`Searcher.search_with_vector`); with
             the index's sentence vectors it weighs candidate sentences by meaning.
+        exclude: Sentences (article id, start) already shown, never quoted again.
     """
     script = script or reply_script(question)
     norm = to_simplified(question)
@@ -194,6 +204,8 @@ def compose(question: str, hits: list[Hit], index: Index, script: Script | None 
     weights = _weights(norm, index)
     candidates = _candidates(norm, qtype, weights, hits, index)
     candidates = _with_meaning(candidates, index, query_vector)
+    if exclude:
+        candidates = [c for c in candidates if (c.article.id, c.start) not in exclude]
     best = candidates[0] if candidates else None
     evidence = _evidence(candidates)
     if best is None or evidence < decline_below or _function_words_only(norm):
@@ -279,6 +291,7 @@ def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: l
                 index: Index) -> list[_Candidate]:
     total = sum(weights.values()) or 1.0
     named = named_entities(norm)
+    wholes: dict[str, str] = {}  # article id -> Simplified text (same offsets: t2s is 1:1)
     seen: set[tuple[str, int]] = set()
     out: list[_Candidate] = []
     titles: dict[str, set[str]] = {}
@@ -298,10 +311,13 @@ def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: l
             got = sum(w for t, w in weights.items() if t in toks)
             ctx = sum(w for t, w in weights.items() if t not in toks and (t in before or t in title))
             overlap = (got + 0.5 * ctx) / total
-            span, align = _answer_span(norm, qtype, sent, weights)
+            whole = wholes.get(article.id)
+            if whole is None:
+                whole = wholes[article.id] = to_simplified(article.text)
+            span, align = _answer_span(norm, qtype, sent, weights, whole)
             typed = 1.0 if (qtype and span is not None) else 0.0
             score = overlap + 0.25 * typed + 0.2 * align + 0.04 / hit.rank
-            score += _agreement(named, article.text, a, b)
+            score += _agreement(named, whole, a, b)
             if len(sent) < 6:
                 score -= 0.2
             para = article.paragraph_at(a)
@@ -314,6 +330,43 @@ def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: l
 
 _NAMED = re.compile(r"([\u4e00-\u9fff]{2,4}?)(社区|街道|小区|合作社|集团|公司|村|镇|乡|县|区|市)")
 _NAME_STOP = frozenset("的是在该这那哪个些每各其本全有了和与及为")
+
+
+_KINDS = "社区|街道|小区|合作社|公司|企业|集团|村|镇|乡|县|市"
+_ADMIN_BEFORE = re.compile(r"(?:省|市|区|县|镇|乡|街道)$")
+_GENERIC_PLACE = re.compile(r"(?:乡|示范|自然|行政|薄弱|网格|无星|美丽|强|弱|新|全|各|本|该|此|农|驻)$")
+
+
+def _bad_name(name: str) -> bool:
+    """Not a name: function characters, an administrative unit inside, or a generic word
+    before the kind (乡村, 示范村, 自然村)."""
+    return (any(ch in "的是在该这那哪个各每全本我其有了和与及为" for ch in name)
+            or re.search(r"[省市区县镇乡]|街道", name) is not None
+            or _GENERIC_PLACE.search(name) is not None)
+
+
+def place_names(text: str, whole: str | None = None) -> list[tuple[str, str, int]]:
+    """Places and organisations named in Simplified ``text``: (name with kind, kind, start).
+
+    Chinese has no capital letters, so a name is trusted when an administrative unit
+    stands right before it (冯官屯镇|高岭村, 东城街道|单光屯社区) or when ``whole`` (the
+    article) repeats it; "带领村" or "绿化村" (村庄) are not names.
+    """
+    out: list[tuple[str, str, int]] = []
+    for m in re.finditer(rf"({_KINDS})", text):
+        kind, end = m.group(1), m.start()
+        if kind == "村" and text[m.end():m.end() + 1] in "庄民委干级集工里":
+            continue
+        for size in (5, 4, 3, 2):
+            a = end - size
+            name = text[max(a, 0):end]
+            if a < 0 or not all("\u4e00" <= ch <= "\u9fff" for ch in name) or _bad_name(name):
+                continue
+            if _ADMIN_BEFORE.search(text[max(0, a - 2):a]) or (whole and whole.count(name + kind) >= 2):
+                if all(n != name + kind for n, _, _ in out):
+                    out.append((name + kind, kind, a))
+                break
+    return out
 
 
 def named_entities(norm: str) -> list[tuple[str, str]]:
@@ -329,8 +382,9 @@ def named_entities(norm: str) -> list[tuple[str, str]]:
     return out
 
 
-def _agreement(named: list[tuple[str, str]], text: str, a: int, b: int) -> float:
-    """Whether the sentence ``text[a:b]`` is about the place the question names.
+def _agreement(named: list[tuple[str, str]], whole: str, a: int, b: int) -> float:
+    """Whether the sentence ``whole[a:b]`` (Simplified article text) is about the place the
+    question names.
 
     It is when it names it, or when the last place of that kind named before it (within a
     few paragraphs) is that one, as with 该社区 or a bare 社区党委书记; it is about another
@@ -339,20 +393,17 @@ def _agreement(named: list[tuple[str, str]], text: str, a: int, b: int) -> float
     """
     if not named:
         return 0.0
-    sent = to_simplified(text[a:b])
+    sent = whole[a:b]
     score = 0.0
     for name, kind in named:
         if name in sent:
             continue
-        others = [m.group(1) for m in re.finditer(rf"([\u4e00-\u9fff]{{2,4}}){kind}", sent)
-                  if name not in m.group(0) and not _NAME_STOP & set(m.group(1)[-1:])]
-        if others:
+        if any(k == kind and name not in n for n, k, _ in place_names(sent, whole)):
             score -= 0.4
             continue
-        before = to_simplified(text[max(0, a - 600):a])
-        last = [m for m in re.finditer(rf"([\u4e00-\u9fff]{{2,4}}){kind}", before)
-                if not _NAME_STOP & set(m.group(1)[-1:])]
-        if last and name in last[-1].group(0):
+        start = max(0, a - 600)
+        last = [n for n, k, _ in place_names(whole[start:a], whole) if k == kind]
+        if last and name in last[-1]:
             continue
         score -= 0.4 if last else 0.1
     return score
@@ -371,8 +422,8 @@ def _with_meaning(cands: list[_Candidate], index: Index,
     return out
 
 
-def _answer_span(norm: str, qtype: str | None, sent: str,
-                 weights: dict[str, float]) -> tuple[tuple[int, int] | None, float]:
+def _answer_span(norm: str, qtype: str | None, sent: str, weights: dict[str, float],
+                 whole: str | None = None) -> tuple[tuple[int, int] | None, float]:
     """Likely answer span in sentence ``sent`` and how well the question aligns (0..1).
 
     The question's words right before and after its question word are looked
@@ -392,8 +443,13 @@ def _answer_span(norm: str, qtype: str | None, sent: str,
             gap, align = (lpos[1], min(len(sent), lpos[1] + 30)), 0.5
         elif rpos and not left and rpos[0] > 0:
             gap, align = (max(0, rpos[0] - 30), rpos[0]), 0.5
+    if qtype == "place":  # a name after its administrative unit, else the pattern's guess
+        named = [(a, a + len(n)) for n, _, a in place_names(sent, whole) if n not in norm]
+        if named:
+            return named[0], max(align, 0.5)
     if qtype in _ENTITY:
-        found = [(e.start(), e.end()) for e in _ENTITY[qtype].finditer(sent)
+        found = [_clean_entity(sent, (e.start(), e.end())) if qtype == "person" else (e.start(), e.end())
+                 for e in _ENTITY[qtype].finditer(sent)
                  if e.group(0) not in norm and not sent.startswith(("代", "年代"), e.end())]
         if gap:
             inside = [f for f in found if f[0] >= gap[0] and f[1] <= gap[1] + 2]
@@ -473,14 +529,13 @@ def _choose(cands: list[_Candidate], qtype: str | None, index: Index,
     runner-up about the same subject. Only one sentence gets a span: the answer."""
     best = cands[0]
     chosen = [best]
-    if _LEADING_PRONOUN.match(_sent(best)):
-        before = _previous(best)
-        if before is not None:
-            chosen.insert(0, replace(before, span=None))
-    elif qtype in ("place", "person") and _ANAPHOR.search(_sent(best)):
+    antecedent = None
+    if qtype in ("place", "person") and _ANAPHOR.search(_sent(best)):
         antecedent = _antecedent(best, qtype)
-        if antecedent is not None:
-            chosen.insert(0, antecedent)
+    if antecedent is None and _LEADING_PRONOUN.match(_sent(best)):
+        antecedent = _previous(best)
+    if antecedent is not None:
+        chosen.insert(0, antecedent)
     if qtype and best.span is None:
         nxt = _neighbour(best)
         if nxt is not None and nxt.span is not None:
@@ -501,7 +556,8 @@ def _choose(cands: list[_Candidate], qtype: str | None, index: Index,
             chosen.append(c)
             length += c.end - c.start
             break
-    keep = next((c for c in chosen if c.span is not None and c is best), None) or \
+    keep = (antecedent if antecedent is not None and antecedent.span is not None else None) or \
+        next((c for c in chosen if c.span is not None and c is best), None) or \
         next((c for c in chosen if c.span is not None), None)
     chosen = [c if c is keep else replace(c, span=None) for c in chosen]
     return sorted(chosen, key=lambda c: (c.article.id != best.article.id, c.article.id, c.start))
@@ -549,22 +605,32 @@ def _antecedent(c: _Candidate, qtype: str) -> _Candidate | None:
     if para is None:
         return None
     before = [s for s in split_sentences(c.article.text, para.start, para.end) if s[1] <= c.start]
+    whole = to_simplified(c.article.text) if qtype == "place" else None
     for a, b in reversed(before):
         sent = to_simplified(c.article.text[a:b])
-        for m in _ENTITY[qtype].finditer(sent):
-            if m.group(0)[0] in "该本全各其他她":
-                continue
-            span = _clean_entity(sent, (m.start(), m.end()))
+        spans = [(s, s + len(n)) for n, _, s in place_names(sent, whole)] if qtype == "place" else []
+        spans += [(m.start(), m.end()) for m in _ENTITY[qtype].finditer(sent)
+                  if m.group(0)[0] not in "该本全各其他她"]
+        if spans:
+            span = _clean_entity(sent, spans[0])
             return _Candidate(c.article, a, b, c.paragraph, c.heading, c.score, c.overlap,
                               (a + span[0], a + span[1]), c.rank)
     return None
 
 
+_TITLE = re.compile(r"(?:党委书记|副书记|书记|副主任|主任|副处长|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|"
+                    r"镇长|村长|主席|院长|校长|教授|博士|部长|厅长|委员|总裁|创始人|导演|作者)")
+
+
 def _clean_entity(sent: str, span: tuple[int, int]) -> tuple[int, int]:
-    """Drop leading function characters (在, 该, 为…) the entity pattern swallowed."""
+    """Drop leading function characters (在, 该, 为…) the entity pattern swallowed, and a
+    person's title: the answer to 谁 is 赵玉红, not 书记赵玉红."""
     a, b = span
     while a < b - 2 and sent[a] in _FUNCTION_CHARS:
         a += 1
+    m = _TITLE.match(sent, a)
+    if m and b - m.end() >= 2:
+        a = m.end()
     return a, b
 
 
