@@ -7,12 +7,18 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from retrieval import Answer, QuestionError, Searcher, ask
+from retrieval import Answer, QuestionError, Searcher
+from retrieval.conversation import Conversation, converse
 from retrieval.text import to_script
 
 from . import render
 
-HELP = """Ask a question in Chinese (Simplified or Traditional). Commands:
+HELP = """Ask a question in Chinese (Simplified or Traditional) or English. Follow-up questions
+("她任职多少年了？", "税收呢？") are understood against the conversation; the reply says how.
+Commands:
+  N           pick choice N when the reply lists choices
+  /more       more of the last answer (also 还有吗？)
+  /new        start a new conversation
   /sources    the articles in the index
   /source N   the full paragraph behind citation [N] of the last answer
   /help       this text
@@ -37,6 +43,7 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
     history = _setup_readline() if interactive else None
     index = searcher.index
     last: Answer | None = None
+    state = Conversation()
     out.write(f"newsqa chat — {len(index.articles)} articles. /help for commands.\n")
     while True:
         try:
@@ -59,13 +66,17 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
             out.write(_source(line, last, searcher) + "\n")
         elif line.startswith("/"):
             out.write(f"unknown command {line.split()[0]}; /help lists them\n")
+        elif line == "/new":
+            state, last = Conversation(), None
+            out.write("new conversation\n")
         else:
             try:
-                last = ask(searcher, line)
+                reply, state = converse(searcher, state, "还有吗" if line == "/more" else line)
             except QuestionError as exc:
                 out.write(f"{exc}\n")
                 continue
-            out.write(render.terminal(last, index, color=interactive) + "\n")
+            last = reply.answer or last
+            out.write(render.reply_terminal(reply, index, color=interactive) + "\n")
         out.flush()
     if history is not None:
         import readline

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("question", nargs="*", help="the question; none: read stdin")
     p.add_argument("--json", action="store_true", help="one JSON object per question")
+    p.add_argument("--follow-ups", action="store_true",
+                   help="standard input holds the turns of one conversation, one per line; an "
+                        "empty line starts a new conversation")
     p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
 
     p = sub.add_parser("chat", help="interactive session")
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on CMRC 2018 (dev + trial) from DIR instead")
     p.add_argument("--squad", metavar="FILE", nargs="+", default=None,
                    help="evaluate on SQuAD-format files instead (e.g. DRCD_test.json)")
+    p.add_argument("--dialogues", metavar="FILE", default=None,
+                   help="play the dialogues of FILE (JSON Lines) and score each turn by kind")
     p.add_argument("--limit", type=int, default=None, help="first N questions only")
     p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -199,6 +204,8 @@ def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
             return EXIT_USAGE
         _print_answer(answer, index, args.json, color, out)
         return 0
+    if getattr(args, "follow_ups", False):
+        return _conversation(searcher, index, stdin, out, args.json, color)
     status = 0
     for raw in stdin:
         line = raw.rstrip("\n")
@@ -216,6 +223,33 @@ def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
         _print_answer(answer, index, args.json, color, out)
         if not args.json:
             out.write("\n")
+        out.flush()
+    return status
+
+
+def _conversation(searcher: Searcher, index: Index, stdin: TextIO, out: TextIO, as_json: bool,
+                  color: bool) -> int:
+    """``ask --follow-ups``: each line a turn of one conversation, an empty line a new one."""
+    from retrieval.conversation import Conversation, converse
+
+    state, status = Conversation(), 0
+    for raw in stdin:
+        line = raw.rstrip("\n")
+        if not line.strip():
+            state = Conversation()
+            continue
+        try:
+            reply, state = converse(searcher, state, line)
+        except QuestionError as exc:
+            status = EXIT_USAGE
+            out.write(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False) + "\n"
+                      if as_json else f"newsqa: {exc}\n\n")
+            out.flush()
+            continue
+        if as_json:
+            out.write(json.dumps(render.reply_json(reply, index), ensure_ascii=False) + "\n")
+        else:
+            out.write(render.reply_terminal(reply, index, color) + "\n\n")
         out.flush()
     return status
 
@@ -258,6 +292,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from retrieval.evaluate import evaluate, format_report, load_cmrc, load_gold, load_squad
 
     settings = settings_from(args)
+    if args.dialogues:
+        from retrieval.evaluate import evaluate_dialogues, format_dialogue_report, load_dialogues
+
+        dialogues = load_dialogues(args.dialogues)
+        index = open_index(args, settings)
+        report = evaluate_dialogues(Searcher(index, settings, warn=_warn), dialogues)
+        print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else
+              format_dialogue_report(report, args.failures))
+        return 0
     if args.cmrc:
         corpus, questions = load_cmrc(args.cmrc, Path(".newsqa") / "cmrc2018-corpus")
         args.corpus = str(corpus)

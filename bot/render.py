@@ -10,16 +10,63 @@ from html.parser import HTMLParser
 from typing import Any
 
 from retrieval import Answer, Article, Citation, Hit, Index
+from retrieval.conversation import Reply
 from retrieval.text import Script, to_script
 
 BOLD, RESET = "\033[1m", "\033[0m"
 _LABELS = {"sources": "来源", "nearest": "最相关的来源", "para": "第{n}段"}
-_ENGLISH = {"sources": "Sources", "nearest": "Nearest sources", "para": "paragraph {n}"}
+_LABELS.update({"understood": "按“{q}”理解", "choose": "你问的是哪一个？回复编号即可：",
+                "choose_tg": "你问的是哪一个？点下面的按钮："})
+_ENGLISH = {"sources": "Sources", "nearest": "Nearest sources", "para": "paragraph {n}",
+            "understood": "Understood as “{q}”", "choose": "Which one do you mean? Reply with its number:",
+            "choose_tg": "Which one do you mean? Tap one:"}
 
 
-def label(key: str, script: Script) -> str:
+def label(key: str, script: Script, **values: str) -> str:
     """A UI label in the asker's script (English for a question in English)."""
-    return _ENGLISH[key] if script == "en" else to_script(_LABELS[key], script)
+    text = _ENGLISH[key] if script == "en" else to_script(_LABELS[key], script)
+    return text.format(**values) if values else text
+
+
+def reply_terminal(reply: Reply, index: Index, color: bool = False) -> str:
+    """One conversation turn for a terminal: how it was understood, then the answer or the
+    numbered choices."""
+    lines = []
+    if reply.rewritten and reply.kind != "choice":
+        lines.append(label("understood", reply.script, q=reply.interpreted))
+    if reply.choices:
+        lines.append(label("choose", reply.script))
+        lines += [f"  {i}. {q}" for i, q in enumerate(reply.choices, 1)]
+    elif reply.answer is not None:
+        lines.append(terminal(reply.answer, index, color))
+    else:
+        lines.append(reply.note)
+    return "\n".join(lines)
+
+
+def reply_json(reply: Reply, index: Index) -> dict[str, Any]:
+    """The ``ask --follow-ups --json`` object: the answer's, plus how it was understood."""
+    if reply.answer is not None:
+        out = to_json(reply.answer, index)
+        out["question"] = reply.question
+    else:
+        out = {"question": reply.question, "answered": False, "answer": reply.note,
+               "answer_span": None, "script": reply.script, "citations": [], "passages": []}
+    out["interpreted"] = reply.interpreted
+    out["choices"] = list(reply.choices)
+    return out
+
+
+def reply_html(reply: Reply, index: Index) -> str:
+    """One conversation turn in Telegram HTML (choices come as buttons)."""
+    head = ""
+    if reply.rewritten and reply.kind != "choice":
+        head = f"<i>{html.escape(label('understood', reply.script, q=reply.interpreted))}</i>\n\n"
+    if reply.choices:
+        return head + html.escape(label("choose_tg", reply.script))
+    if reply.answer is not None:
+        return head + telegram_html(reply.answer, index)
+    return head + html.escape(reply.note)
 
 
 def source_line(article: Article | None, paragraph: int | None, script: Script,

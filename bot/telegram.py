@@ -41,6 +41,7 @@ from telegram.ext import (
 
 from retrieval import Answer, Article, ConfigError, NewsqaError, QuestionError, Searcher
 from retrieval import ask as compose_answer
+from retrieval.conversation import Conversation, Reply, converse
 from retrieval.text import Script, detect_script, has_cjk, split_sentences, to_script, to_simplified
 
 from . import render
@@ -73,9 +74,11 @@ TEXTS = {
     "rate": "问得太快了，请 {seconds} 秒后再问。",
     "error": "抱歉，处理这条消息时出错了，请稍后再试。",
     "gone": "这条引用所在的文章已不在索引里了。",
+    "new": "好的，重新开始。之前的对话已经忘掉了。",
+    "expired": "这个选项已经过期了，请重新提问。",
 }
-COMMANDS = (("ask", "提问：/ask 问题"), ("sources", "查看文章列表"), ("help", "使用说明"),
-            ("start", "开始：机器人能回答什么"))
+COMMANDS = (("ask", "提问：/ask 问题"), ("more", "上一个问题的更多内容"), ("new", "开始新的对话"),
+            ("sources", "查看文章列表"), ("help", "使用说明"), ("start", "开始：机器人能回答什么"))
 _HANT_LOCALES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
 
 
@@ -91,6 +94,7 @@ class BotConfig:
         rate_window: Length of the rate-limit window in seconds.
         send_retries: Retries of a send after a flood limit (429) or network error.
         poll_timeout: Long-poll timeout of ``getUpdates`` in seconds.
+        forget_after: Seconds of silence after which a conversation is forgotten.
     """
 
     token: str
@@ -100,6 +104,7 @@ class BotConfig:
     rate_window: float = 60.0
     send_retries: int = 3
     poll_timeout: int = 30
+    forget_after: float = 1800.0
 
     def __post_init__(self) -> None:
         if not self.token or re.search(r"\s", self.token) or ":" not in self.token:
@@ -120,6 +125,8 @@ class BotState:
         default_factory=weakref.WeakValueDictionary)
     by_hash: dict[str, str] = field(init=False)
     examples: list[str] = field(init=False)
+    # Per chat, and per user in groups: (conversation, when last used). Memory only.
+    conversations: dict[tuple[int, int], tuple[Conversation, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window)
@@ -131,6 +138,18 @@ class BotState:
         if lock is None:
             lock = self.locks[user] = asyncio.Lock()
         return lock
+
+    def conversation(self, key: tuple[int, int]) -> Conversation:
+        """The conversation of ``key`` (chat, user), or a new one after the silence limit."""
+        now = time.monotonic()
+        if len(self.conversations) > 10_000:  # forget the silent ones before growing further
+            self.conversations = {k: v for k, v in self.conversations.items()
+                                  if now - v[1] < self.config.forget_after}
+        state, used = self.conversations.get(key, (Conversation(), now))
+        return state if now - used < self.config.forget_after else Conversation()
+
+    def keep(self, key: tuple[int, int], state: Conversation) -> None:
+        self.conversations[key] = (state, time.monotonic())
 
     def article(self, key: str) -> Article | None:
         key = self.by_hash.get(key, key)
@@ -275,17 +294,62 @@ async def answer_question(update: Update, context: Context, question: str) -> No
         await send_html(context.bot, message.chat_id, say("rate", script, seconds=int(wait) + 1),
                         reply_to=message.message_id)
         return
-    async with state.lock_for(user), typing(context.bot, message.chat_id):
+    await _converse(update, context, question, message.chat_id, message.message_id, user)
+
+
+async def _converse(update: Update, context: Context, question: str, chat_id: int,
+                    reply_to: int | None, user: int) -> None:
+    """Answer ``question`` within the asker's conversation and send the reply."""
+    state = _state(context)
+    key = (chat_id, user)
+    async with state.lock_for(user), typing(context.bot, chat_id):
         began = time.perf_counter()
-        answer = await asyncio.to_thread(
-            lambda: compose_answer(state.searcher, question))
-        log.info("update %s: user %s, chat %s, %s in %.0f ms", update.update_id, user,
-                 message.chat_id, "answered" if answer.answered else "declined",
+        before = state.conversation(key)
+        reply, after = await asyncio.to_thread(lambda: converse(state.searcher, before, question))
+        state.keep(key, after)
+        outcome = "choice" if reply.choices else "answered" if reply.answer and \
+            reply.answer.answered else "declined"
+        log.info("update %s: user %s, chat %s, %s%s in %.0f ms", update.update_id, user, chat_id,
+                 outcome, " (follow-up)" if reply.rewritten else "",
                  1000 * (time.perf_counter() - began))
-        await send_html(context.bot, message.chat_id,
-                        render.telegram_html(answer, state.searcher.index),
-                        reply_to=message.message_id, markup=buttons(answer, state.searcher.index.articles),
+        await send_html(context.bot, chat_id, render.reply_html(reply, state.searcher.index),
+                        reply_to=reply_to, markup=reply_buttons(reply, state.searcher.index.articles),
                         retries=state.config.send_retries)
+
+
+def reply_buttons(reply: Reply, articles: dict[str, Article]) -> InlineKeyboardMarkup | None:
+    """A button per choice (``c:<n>`` picks it), else the answer's citation buttons."""
+    if reply.choices:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(_short(q, 40), callback_data=f"c:{i}")]
+                                     for i, q in enumerate(reply.choices, 1)])
+    return buttons(reply.answer, articles) if reply.answer is not None else None
+
+
+async def pick_choice(update: Update, context: Context) -> None:
+    """A choice button: ask the full question it stands for, in the presser's conversation."""
+    query = update.callback_query
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    user = query.from_user.id
+    n = (query.data or "").removeprefix("c:")
+    choices = _state(context).conversation((chat_id, user)).choices
+    if not n.isdigit() or not 1 <= int(n) <= len(choices):
+        await query.answer(to_script(TEXTS["expired"], script_of(update)), show_alert=True)
+        return
+    await query.answer()
+    await _converse(update, context, n, chat_id, query.message.message_id if query.message else None,
+                    user)
+
+
+async def new_conversation(update: Update, context: Context) -> None:
+    message = update.effective_message
+    user = update.effective_user.id if update.effective_user else message.chat_id
+    _state(context).keep((message.chat_id, user), Conversation())
+    await send_html(context.bot, message.chat_id, say("new", script_of(update)),
+                    reply_to=message.message_id)
+
+
+async def more(update: Update, context: Context) -> None:
+    await answer_question(update, context, "还有吗")
 
 
 def buttons(answer: Answer, articles: dict[str, Article]) -> InlineKeyboardMarkup | None:
@@ -378,6 +442,9 @@ def build_application(searcher: Searcher, config: BotConfig) -> Application:
     app.add_handler(CommandHandler("help", help_command))
     app.add_handler(CommandHandler("sources", sources))
     app.add_handler(CommandHandler("ask", ask))
+    app.add_handler(CommandHandler("new", new_conversation))
+    app.add_handler(CommandHandler("more", more))
+    app.add_handler(CallbackQueryHandler(pick_choice, pattern=r"^c:"))
     app.add_handler(CallbackQueryHandler(show_passage))
     message = filters.UpdateType.MESSAGE
     app.add_handler(MessageHandler(message & filters.COMMAND, unknown_command))

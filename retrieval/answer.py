@@ -357,14 +357,17 @@ def place_names(text: str, whole: str | None = None) -> list[tuple[str, str, int
         kind, end = m.group(1), m.start()
         if kind == "村" and text[m.end():m.end() + 1] in "庄民委干级集工里":
             continue
-        for size in (5, 4, 3, 2):
+        if kind in ("公司", "集团"):  # 恒银金融科技股份有限公司: the name before the legal form
+            end -= len(re.search(r"(?:集团)?(?:股份)?(?:有限)?$", text[:end]).group(0))
+        for size in ((10, 9, 8, 7, 6, 5, 4, 3, 2) if kind in ("公司", "集团") else (5, 4, 3, 2)):
             a = end - size
             name = text[max(a, 0):end]
             if a < 0 or not all("\u4e00" <= ch <= "\u9fff" for ch in name) or _bad_name(name):
                 continue
             if _ADMIN_BEFORE.search(text[max(0, a - 2):a]) or (whole and whole.count(name + kind) >= 2):
-                if all(n != name + kind for n, _, _ in out):
-                    out.append((name + kind, kind, a))
+                full = text[a:m.end()]
+                if all(n != full for n, _, _ in out):
+                    out.append((full, kind, a))
                 break
     return out
 

@@ -201,7 +201,7 @@ def _is_bare(norm: str) -> bool:
     if core.endswith("呢") and len(core) <= 8:
         return True
     return len(core) <= 8 and bool(_BARE_START.match(core) or _QWORD.fullmatch(core) or re.fullmatch(
-        r"[\u4e00-\u9fff]{0,3}?(?:是|有)?(?:多少|几|什么时候|哪里|谁|什么)(?:呢|啊)?", core))
+        r"[\u4e00-\u9fff]{0,2}?(?:是|有)?(?:多少|几|什么时候|哪里|谁|什么)(?:呢|啊)?", core))
 
 
 def _bare(norm: str, state: Conversation) -> str:
@@ -225,8 +225,8 @@ def ambiguous(searcher: Searcher, norm: str, state: Conversation) -> list[str]:
     if named_entities(norm):
         return []
     m = _GENERIC.search(_QWORD.sub(" ", norm))
-    if not m:
-        return []
+    if not m or re.search(rf"(?:哪|什么|几)[个家些所座]?(?:{_KINDS})", norm):
+        return []  # "哪个村…" asks for the place: that is the answer, not an ambiguity
     kind = m.group(1) or m.group(0)
     if any(e.kind == kind for e in state.entities):
         return []

@@ -250,3 +250,94 @@ def format_report(report: dict[str, Any], failures: int = 0) -> str:
             lines.append(f"- [{r['kind']}] {r['question']}  rank={r['rank']} "
                          f"gold={r['gold'][:1]} ev={r['evidence']:.2f}\n    → {r['answer'][:160]}")
     return "\n".join(lines)
+
+
+def load_dialogues(path: str | Path) -> list[dict[str, Any]]:
+    """Read a dialogue gold set: one JSON object per line, ``{"id", "turns": [{"kind",
+    "question", "answers", "subject" | "choice"}]}``.
+
+    Raises:
+        ConfigError: The file is missing or a line is not such an object.
+    """
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if not isinstance(d.get("turns"), list) or not all("question" in t for t in d["turns"]):
+                raise ValueError("no turns")
+        except (ValueError, AttributeError) as exc:
+            raise ConfigError(f"{path}, line {n}: not a dialogue ({exc})") from None
+        out.append(d)
+    return out
+
+
+def evaluate_dialogues(searcher: Searcher, dialogues: list[dict[str, Any]]) -> dict[str, Any]:
+    """Play every dialogue through :func:`~retrieval.conversation.converse` and score each turn
+    by its kind: the answer holds the gold (first, follow-up, switch, more), a topic switch
+    is answered as asked, an ambiguous question is offered a choice that includes the right
+    entity; a rewrite of a question that names its own subject, or one that misses the
+    expected subject, is a wrong rewrite."""
+    from .conversation import Conversation, converse
+
+    rows = []
+    for d in dialogues:
+        state = Conversation()
+        for t in d["turns"]:
+            kind, question = t.get("kind", "first"), t["question"]
+            t0 = time.perf_counter()
+            try:
+                reply, state = converse(searcher, state, question)
+            except QuestionError:
+                rows.append({"dialogue": d["id"], "kind": kind, "question": question, "ok": False,
+                             "wrong_rewrite": False, "ms": 0.0, "interpreted": "", "answer": ""})
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            answer = reply.answer
+            text = _norm(" ".join(c.quote for c in answer.citations)) if answer else ""
+            gold = [_norm(a) for a in t.get("answers", [])]
+            contains = any(g in text for g in gold) if gold else bool(answer and answer.answered)
+            subject = _norm(t.get("subject", ""))
+            rewritten = reply.rewritten and reply.kind != "pick"
+            if kind == "ambiguous":
+                ok = bool(reply.choices) and any(_norm(t.get("choice", "")) in _norm(c) for c in reply.choices)
+            elif kind == "switch":
+                ok = not rewritten and contains
+            else:
+                ok = contains
+            wrong = (kind in ("first", "switch") and rewritten) or (
+                kind == "follow-up" and rewritten and bool(subject) and subject not in _norm(reply.interpreted))
+            rows.append({"dialogue": d["id"], "kind": kind, "question": question, "ok": ok,
+                         "wrong_rewrite": wrong, "ms": ms, "interpreted": reply.interpreted,
+                         "answer": answer.text if answer else (reply.note or " / ".join(reply.choices))})
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in sorted({r["kind"] for r in rows}):
+        group = [r for r in rows if r["kind"] == kind]
+        by_kind[kind] = {"n": len(group), "ok": _mean(r["ok"] for r in group),
+                         "wrong_rewrites": sum(r["wrong_rewrite"] for r in group),
+                         "ms_per_turn": statistics.mean(r["ms"] for r in group)}
+    return {"dialogues": len(dialogues), "turns": len(rows), "by_kind": by_kind,
+            "wrong_rewrites": sum(r["wrong_rewrite"] for r in rows), "rows": rows}
+
+
+def format_dialogue_report(report: dict[str, Any], failures: int = 0) -> str:
+    """The dialogue report as a table; "ok" means, by kind: the answer holds the gold
+    (first, follow-up, more), answered as asked (switch), offered as a choice (ambiguous)."""
+    lines = [f"{'turn kind':<12}{'n':>6}{'ok':>8}{'wrong_rewrites':>16}{'ms_per_turn':>13}"]
+    for kind, m in report["by_kind"].items():
+        lines.append(f"{kind:<12}{m['n']:>6d}{m['ok']:>8.3f}{m['wrong_rewrites']:>16d}"
+                     f"{m['ms_per_turn']:>13.1f}")
+    lines.append(f"{report['dialogues']} dialogues, {report['turns']} turns, "
+                 f"{report['wrong_rewrites']} wrong rewrites")
+    if failures:
+        missed = [r for r in report["rows"] if not r["ok"] or r["wrong_rewrite"]]
+        lines.append(f"\n{len(missed)} missed; first {min(failures, len(missed))}:")
+        for r in missed[:failures]:
+            lines.append(f"- [{r['dialogue']} {r['kind']}] {r['question']} → as “{r['interpreted']}”"
+                         f"\n    → {r['answer'][:150]}")
+    return "\n".join(lines)
