@@ -64,11 +64,11 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
                 out.write(f"{i}. {render.source_line(a, None, a.script)}\n")
         elif line.startswith("/source"):
             out.write(_source(line, last, searcher) + "\n")
-        elif line.startswith("/"):
-            out.write(f"unknown command {line.split()[0]}; /help lists them\n")
         elif line == "/new":
             state, last = Conversation(), None
             out.write("new conversation\n")
+        elif line.startswith("/") and line != "/more":
+            out.write(f"unknown command {line.split()[0]}; /help lists them\n")
         else:
             try:
                 reply, state = converse(searcher, state, "还有吗" if line == "/more" else line)

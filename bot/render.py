@@ -116,6 +116,8 @@ def to_json(answer: Answer, index: Index) -> dict[str, Any]:
                        "date": c.date, "paragraph": c.paragraph, "quote": c.quote,
                        "span": list(c.span) if c.span else None} for c in answer.citations],
         "passages": [passage_json(h) for h in answer.hits],
+        "interpreted": answer.question,
+        "choices": [],
     }
 
 

@@ -310,14 +310,17 @@ def _candidates(norm: str, qtype: str | None, weights: dict[str, float], hits: l
             seen.add((article.id, a))
             got = sum(w for t, w in weights.items() if t in toks)
             ctx = sum(w for t, w in weights.items() if t not in toks and (t in before or t in title))
-            overlap = (got + 0.5 * ctx) / total
             whole = wholes.get(article.id)
             if whole is None:
                 whole = wholes[article.id] = to_simplified(article.text)
+            agreement = _agreement(named, whole, a, b)
+            if named and agreement == 0:  # the place is established by what comes before
+                named_toks = {t for n, k in named for t in tokenize(n + k, "unibigram")}
+                got += sum(w for t, w in weights.items() if t in named_toks and t not in toks)
+            overlap = (got + 0.5 * ctx) / total
             span, align = _answer_span(norm, qtype, sent, weights, whole)
             typed = 1.0 if (qtype and span is not None) else 0.0
-            score = overlap + 0.25 * typed + 0.2 * align + 0.04 / hit.rank
-            score += _agreement(named, whole, a, b)
+            score = overlap + 0.25 * typed + 0.2 * align + 0.04 / hit.rank + agreement
             if len(sent) < 6:
                 score -= 0.2
             para = article.paragraph_at(a)
@@ -447,7 +450,9 @@ def _answer_span(norm: str, qtype: str | None, sent: str, weights: dict[str, flo
         elif rpos and not left and rpos[0] > 0:
             gap, align = (max(0, rpos[0] - 30), rpos[0]), 0.5
     if qtype == "place":  # a name after its administrative unit, else the pattern's guess
-        named = [(a, a + len(n)) for n, _, a in place_names(sent, whole) if n not in norm]
+        asked = re.search(rf"(?:哪|什么)[个家些所座一]?({_KINDS})", norm)
+        names = [(n, k, a) for n, k, a in place_names(sent, whole) if n not in norm]
+        named = [(a, a + len(n)) for n, k, a in names if not asked or k == asked.group(1)]
         if named:
             return named[0], max(align, 0.5)
     if qtype in _ENTITY:
@@ -634,7 +639,12 @@ def _clean_entity(sent: str, span: tuple[int, int]) -> tuple[int, int]:
     m = _TITLE.match(sent, a)
     if m and b - m.end() >= 2:
         a = m.end()
+        if b - a == 3 and sent[b - 1] in _VERB_START:  # 孙茜安(抚): names are 2 or 3 characters
+            b -= 1
     return a, b
+
+
+_VERB_START = frozenset("安说介表指认称来到任带制发以在是的和与等也都就将把被对向从为均已曾又再还")
 
 
 def _neighbour(c: _Candidate) -> _Candidate | None:

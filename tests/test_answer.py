@@ -120,3 +120,76 @@ def test_seeds_gold_quality_floor(lexical_index: Index) -> None:
 
 def test_path_fixture_exists() -> None:
     assert Path(ROOT / "seeds").is_dir()
+
+
+class _Meaning:
+    """Sentence vectors stand-in: the cosine of each sentence is set by a substring it holds."""
+
+    def __init__(self, index: Index, cosines: dict[str, float], default: float = 0.80) -> None:
+        self.index, self.cosines, self.default = index, cosines, default
+
+    def similarity(self, query, keys):  # noqa: ANN001 - the SentenceVectors interface
+        out = []
+        for article, start in keys:
+            text = self.index.articles[article].text[start:start + 200]
+            sentence = text[:min((text.find(p) + 1 for p in "。！？" if p in text), default=200)]
+            out.append(next((c for k, c in self.cosines.items() if k in sentence), self.default))
+        return out
+
+
+@pytest.fixture
+def meaning_index(tmp_path: Path) -> Index:
+    from retrieval import build_index
+
+    index, _ = build_index(ROOT / "seeds", tmp_path / "idx", Settings(model=""))
+    return index
+
+
+def test_meaning_lets_a_paraphrase_through_and_picks_its_sentence(meaning_index: Index) -> None:
+    import numpy as np
+
+    q = "老小区停车难解决以后多出了几个停车位？"  # shares few words with 车位数一下增加了80个
+    hits = [_hit(meaning_index, TRAD, p, r) for r, p in enumerate((12, 17), 1)]
+    without = compose(q, hits, meaning_index)
+    meaning_index._sentences = _Meaning(meaning_index, {"車位數一下增加": 0.93})
+    with_meaning = compose(q, hits, meaning_index, query_vector=np.ones(4, dtype=np.float32))
+    assert with_meaning.answered and with_meaning.evidence > without.evidence
+    assert "車位數一下增加了80個" in with_meaning.citations[0].quote
+    assert with_meaning.answer_span == "80个"
+
+
+def test_meaning_never_lowers_the_evidence_and_off_topic_stays_declined(meaning_index: Index) -> None:
+    import numpy as np
+
+    meaning_index._sentences = _Meaning(meaning_index, {}, default=0.70)  # nothing is close
+    s = Searcher(meaning_index, Settings(model=""))
+    vec = np.ones(4, dtype=np.float32)
+    direct = "单光屯社区化解了多少矛盾？"
+    assert compose(direct, s.search(direct), meaning_index, query_vector=vec).answer_span == "52件"
+    for q in ("比特币今天的价格是多少？", "红烧肉怎么做？"):
+        assert not compose(q, s.search(q), meaning_index, query_vector=vec).answered
+
+
+def test_a_question_of_function_words_is_declined(lexical_index: Index) -> None:
+    s = Searcher(lexical_index, Settings(model=""))
+    for q in ("的", "是", "的是什么？"):
+        assert not compose(q, s.search(q), lexical_index).answered, q
+
+
+def test_english_questions_get_english_messages(lexical_index: Index) -> None:
+    s = Searcher(lexical_index, Settings(model=""))
+    a = compose("What is the capital of France?", s.search("What is the capital of France?"),
+                lexical_index)
+    assert a.script == "en" and a.text == "The articles do not answer this question."
+
+
+def test_answers_stay_on_the_entity_the_question_names(lexical_index: Index) -> None:
+    s = Searcher(lexical_index, Settings(model=""))
+    cases = {"港雲裡社區黨委書記是誰？": ("孫茜", "馮雅彬"), "光採社區黨委書記是誰？": ("馮雅彬", "孫茜"),
+             "高岭村的党支部书记是谁？": ("赵玉红", "孙广斌"), "茶棚村常住人口有多少？": ("400多人", "70%")}
+    for q, (right, neighbour) in cases.items():
+        a = compose(q, s.search(q), lexical_index)
+        assert a.answered and right in a.answer_span and neighbour not in a.text, (q, a.text)
+    spans = {q: compose(q, s.search(q), lexical_index).answer_span for q in
+             ("高岭村流转了多少亩土地种植芹菜？", "恒銀公司獲得了多少項發明專利？")}
+    assert spans == {"高岭村流转了多少亩土地种植芹菜？": "1200余亩", "恒銀公司獲得了多少項發明專利？": "64項"}

@@ -40,7 +40,7 @@ def test_ask_json_schema(cli) -> None:
     out = cli("ask", "--json", "請問茶棚村常住人口有多少？")
     data = json.loads(out.stdout)
     assert list(data) == ["question", "answered", "answer", "answer_span", "script", "citations",
-                          "passages"]
+                          "passages", "interpreted", "choices"]
     assert data["answered"] is True and data["script"] == "hant"
     assert data["answer_span"] == "400多人"
     c = next(c for c in data["citations"] if c["span"])  # only the answer is marked

@@ -146,6 +146,44 @@ def test_groups_answer_only_when_addressed(fake, searcher) -> None:
     assert all(int(c.params["chat_id"]) == -100123 for c in fake.sent())
 
 
+def test_follow_ups_are_kept_per_user_in_groups(fake, searcher) -> None:
+    group = {"chat": -100777, "chat_type": "supergroup"}
+
+    def ask(text: str, user: int) -> int:
+        return fake.message(f"/ask {text}", user=user, **group)
+
+    with running_bot(fake, searcher):
+        a1 = ask("高岭村的党支部书记是谁？", 21)
+        wait_reply(fake, a1)
+        b1 = ask("她任职多少年了？", 22)  # another user: nothing to follow
+        a2 = ask("她任职多少年了？", 21)
+        [b_reply], [a_reply] = wait_reply(fake, b1), wait_reply(fake, a2)
+        new = fake.message("/new", user=21, **group)
+        wait_reply(fake, new)
+        a3 = ask("她任职多少年了？", 21)
+        [a3_reply] = wait_reply(fake, a3)
+    assert "按“高岭村的党支部书记赵玉红任职多少年了？”理解" in parse_html(a_reply["text"])
+    assert "<b>10年</b>" in a_reply["text"]
+    assert "理解" not in parse_html(b_reply["text"]) and "理解" not in parse_html(a3_reply["text"])
+
+
+def test_ambiguous_question_offers_buttons_that_ask_the_full_question(fake, searcher) -> None:
+    with running_bot(fake, searcher):
+        mid = fake.message("村党支部书记是谁？", user=31)
+        [reply] = wait_reply(fake, mid)
+        buttons = [b for row in reply["reply_markup"]["inline_keyboard"] for b in row]
+        labels = [b["text"] for b in buttons]
+        assert "大杨庄村党支部书记是谁？" in labels
+        pick = buttons[labels.index("大杨庄村党支部书记是谁？")]["callback_data"]
+        assert pick.startswith("c:") and len(pick.encode()) <= 64
+        callback(fake, pick, user=31, message_id=mid)
+        fake.wait_for(lambda f: any("杨本凯" in c.params.get("text", "") for c in f.sent()))
+        callback(fake, "c:9", user=31, message_id=mid)  # no such choice: said, not guessed
+        fake.wait_for(lambda f: any(c.params.get("show_alert") for c in f.sent("answerCallbackQuery")))
+    answer = next(c.params["text"] for c in fake.sent() if "杨本凯" in c.params.get("text", ""))
+    assert "<b>杨本凯</b>" in answer and "按“大杨庄村党支部书记是谁？”理解" in parse_html(answer)
+
+
 def test_citation_button_shows_the_passage_even_after_restart(fake, searcher) -> None:
     with running_bot(fake, searcher):
         mid = fake.message("单光屯社区化解了多少矛盾？", user=16)
@@ -231,7 +269,7 @@ def test_media_unknown_commands_and_limits(fake, searcher) -> None:
     assert "/ask" in replies_to(fake, usage)[0]["text"]
     assert start
     commands = fake.sent("setMyCommands")[0].params["commands"]
-    assert {c["command"] for c in commands} == {"start", "help", "ask", "sources"}
+    assert {c["command"] for c in commands} == {"start", "help", "ask", "sources", "more", "new"}
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["description"]) for c in commands)
 
 
@@ -277,10 +315,10 @@ def test_rejected_formatting_falls_back_to_plain_text(fake, searcher) -> None:
 
 
 class ExplodingSearcher(Searcher):
-    def search(self, question: str, k: int | None = None):
+    def search_with_vector(self, question: str, k: int | None = None):
         if "爆炸" in question:
             raise RuntimeError("injected failure")
-        return super().search(question, k)
+        return super().search_with_vector(question, k)
 
 
 def test_handler_exception_does_not_stop_the_bot(fake, lexical_index, caplog) -> None:
