@@ -128,7 +128,7 @@ class _Meaning:
     def __init__(self, index: Index, cosines: dict[str, float], default: float = 0.80) -> None:
         self.index, self.cosines, self.default = index, cosines, default
 
-    def similarity(self, query, keys):  # noqa: ANN001 - the SentenceVectors interface
+    def similarity(self, query, keys):
         out = []
         for article, start in keys:
             text = self.index.articles[article].text[start:start + 200]

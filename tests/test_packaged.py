@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import Embedder, ModelUnavailableError, Settings, build_index
-from retrieval import packaged
+from retrieval import Embedder, ModelUnavailableError, Settings, build_index, packaged
 from retrieval.unigram import UnigramTokenizer
 
 H, LAYERS, HEADS, FFN, POSITIONS = 32, 2, 2, 64, 64
