@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +20,10 @@ from typing import Any, TextIO
 from retrieval import (
     DEFAULT_MODEL,
     ConfigError,
+    CorpusError,
     Index,
     IndexError_,
+    ModelUnavailableError,
     NewsqaError,
     QuestionError,
     Searcher,
@@ -29,6 +33,7 @@ from retrieval import (
     build_index,
     index_status,
 )
+from retrieval.corpus import corpus_files
 
 from . import render
 
@@ -66,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index")
     _common(p)
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index")
+    p.add_argument("--verify", action="store_true",
+                   help="check every index file against its checksum and exit (4 if damaged)")
 
     p = sub.add_parser("ask", help="answer questions (arguments, or one per line on stdin)")
     _common(p)
@@ -143,22 +150,55 @@ def _warn(msg: str) -> None:
 
 def open_index(args: argparse.Namespace, settings: Settings, *, rebuild: bool = False,
                say: Callable[[str], None] | None = None) -> Index:
-    """Load the index, building or updating it first when missing or stale."""
+    """Load the index, building, updating or repairing it first when the corpus is there.
+
+    Without a corpus folder (or with an empty one) an existing index still answers, with a
+    warning. With ``--require-dense`` an index without vectors is an error (exit 5).
+    """
     say = say or (lambda m: print(m, file=sys.stderr))
     folder = args.index or default_index_dir(args.corpus, settings)
-    status, reason = ("stale", "rebuild requested") if rebuild else index_status(
-        args.corpus, folder, settings)
+    _check_index_path(folder)
+    try:
+        status, reason = ("stale", "rebuild requested") if rebuild else index_status(
+            args.corpus, folder, settings)
+        if status != "fresh" and not corpus_files(args.corpus):
+            raise CorpusError(f"corpus folder {args.corpus} holds no .txt or .md article")
+    except CorpusError as exc:
+        try:
+            index = Index.load(folder)
+        except IndexError_:
+            raise exc from None
+        _warn(f"{exc}; answering from the index built earlier in {folder}")
+        return _dense_required(index, settings)
     if status == "fresh":
         try:
-            return Index.load(folder)
+            return _dense_required(Index.load(folder), settings)
         except IndexError_ as exc:  # safe to rebuild: the corpus is right here
             status, reason = "stale", str(exc)
+    reason = re.sub(r"[;,]? *rebuild (?:it )?with `newsqa index --rebuild`", "", reason)
     say(f"newsqa: {'building' if status == 'missing' else 'updating'} the index of "
         f"{args.corpus} in {folder}" + (f" ({reason})" if status == "stale" else "") + " …")
     index, report = build_index(args.corpus, folder, settings, rebuild=rebuild, warn=_warn,
                                 progress=sys.stderr.isatty(), notice=lambda m: say(f"newsqa: {m}"))
     say(_summary(report))
+    return _dense_required(index, settings)
+
+
+def _dense_required(index: Index, settings: Settings) -> Index:
+    if settings.require_dense and "dense" not in index.retrievers:
+        raise ModelUnavailableError(f"the index in {index.folder} has no dense retriever and "
+                                    f"--require-dense is set; run `newsqa index --rebuild` where "
+                                    f"the model loads")
     return index
+
+
+def _check_index_path(folder: str) -> None:
+    """An index folder must be a folder (or not exist yet) outside /proc and /sys."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--index {folder} is a file, not an index folder")
+    if path.resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise ConfigError(f"--index {folder} is inside a system folder; choose another")
 
 
 def _summary(r: Any) -> str:
@@ -171,6 +211,12 @@ def _summary(r: Any) -> str:
 def cmd_index(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     folder = args.index or default_index_dir(args.corpus, settings)
+    _check_index_path(folder)
+    if args.verify:
+        index = Index.load(folder, verify="all")
+        print(f"index verified: {len(index.manifest.get('checksums', {}))} files match their "
+              f"checksums; {len(index.articles)} articles, {len(index.chunks)} chunks\n  folder: {folder}")
+        return 0
     _, report = build_index(args.corpus, folder, settings, rebuild=args.rebuild, warn=_warn,
                             progress=sys.stderr.isatty(),
                             notice=lambda m: print(f"newsqa: {m}", file=sys.stderr))
@@ -188,9 +234,28 @@ def answer_one(searcher: Searcher, question: str) -> Any:
     return ask(searcher, question)
 
 
+ECHO_LIMIT = 200  # characters of a bad question repeated in its error
+
+
+def echo(question: str) -> str:
+    """A question as repeated in an error: without CR or BOM, undecodable bytes as U+FFFD, and
+    cut short (a million-character line is not printed back)."""
+    q = re.sub("[\ud800-\udfff]", "\ufffd", question.replace("\r", "").replace("\ufeff", ""))
+    return q if len(q) <= ECHO_LIMIT else q[:ECHO_LIMIT] + f"… ({len(q)} characters)"
+
+
+def _stdin_text() -> TextIO:
+    """Standard input as UTF-8 text whose undecodable bytes become lone surrogates, so one bad
+    line is reported on its own instead of ending the batch."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin
+    return io.TextIOWrapper(buffer, encoding="utf-8", errors="surrogateescape", newline="\n")
+
+
 def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
             out: TextIO | None = None) -> int:
-    stdin, out = stdin or sys.stdin, out or sys.stdout
+    stdin, out = stdin or _stdin_text(), out or sys.stdout
     settings = settings_from(args)
     index = open_index(args, settings)
     searcher = Searcher(index, settings, warn=_warn)
@@ -214,8 +279,8 @@ def cmd_ask(args: argparse.Namespace, stdin: TextIO | None = None,
         except QuestionError as exc:
             status = EXIT_USAGE
             if args.json:
-                out.write(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False)
-                          + "\n")
+                out.write(json.dumps({"question": echo(line), "error": str(exc)},
+                                     ensure_ascii=False) + "\n")
             else:
                 out.write(f"newsqa: {exc}\n\n")
             out.flush()
@@ -242,8 +307,8 @@ def _conversation(searcher: Searcher, index: Index, stdin: TextIO, out: TextIO, 
             reply, state = converse(searcher, state, line)
         except QuestionError as exc:
             status = EXIT_USAGE
-            out.write(json.dumps({"question": line, "error": str(exc)}, ensure_ascii=False) + "\n"
-                      if as_json else f"newsqa: {exc}\n\n")
+            out.write(json.dumps({"question": echo(line), "error": str(exc)}, ensure_ascii=False)
+                      + "\n" if as_json else f"newsqa: {exc}\n\n")
             out.flush()
             continue
         if as_json:
@@ -402,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except (OSError, UnicodeError) as exc:  # a path or file the user named: one line, no traceback
+        print(f"newsqa: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
 

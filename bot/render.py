@@ -92,10 +92,12 @@ def terminal(answer: Answer, index: Index, color: bool = False) -> str:
     """The answer and its numbered sources, for a terminal."""
     bold = (BOLD, RESET) if color else ("", "")
     if not answer.answered:
-        lines = [answer.text, "", label("nearest", answer.script) + ":"]
-        lines += [f"  {h.rank}. " + source_line(index.articles[h.chunk.article],
-                                                  h.chunk.first_paragraph, answer.script)
-                  for h in answer.hits[:3]]
+        lines = [answer.text]
+        if answer.hits:  # nothing retrieved: no empty heading
+            lines += ["", label("nearest", answer.script) + ":"]
+            lines += [f"  {h.rank}. " + source_line(index.articles[h.chunk.article],
+                                                      h.chunk.first_paragraph, answer.script)
+                      for h in answer.hits[:3]]
         return "\n".join(lines)
     body = "".join(f"{citation_text(c, bold)}[{c.n}]" for c in answer.citations)
     lines = [body, "", label("sources", answer.script) + ":"]
@@ -131,10 +133,12 @@ def telegram_html(answer: Answer, index: Index) -> str:
     """The answer in Telegram HTML, every user and article string escaped."""
     esc = html.escape
     if not answer.answered:
-        lines = [esc(answer.text), "", f"<i>{esc(label('nearest', answer.script))}:</i>"]
-        lines += [f"{h.rank}. " + esc(source_line(index.articles[h.chunk.article],
-                                                  h.chunk.first_paragraph, answer.script))
-                  for h in answer.hits[:3]]
+        lines = [esc(answer.text)]
+        if answer.hits:
+            lines += ["", f"<i>{esc(label('nearest', answer.script))}:</i>"]
+            lines += [f"{h.rank}. " + esc(source_line(index.articles[h.chunk.article],
+                                                      h.chunk.first_paragraph, answer.script))
+                      for h in answer.hits[:3]]
         return "\n".join(lines)
     parts = []
     for c in answer.citations:

@@ -175,6 +175,7 @@ def ask(searcher: Searcher, question: str, script: Script | None = None,
     Raises:
         QuestionError: The question is empty, too long or has no words.
     """
+    question = searcher.check(question)  # as answered: without CR, BOM or surrounding space
     hits, vector = searcher.search_with_vector(question, k)
     return compose(question, hits, searcher.index, script, query_vector=vector, exclude=exclude)
 

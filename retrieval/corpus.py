@@ -1,13 +1,17 @@
 """Articles: reading files, front matter, page-chrome removal, metadata.
 
-Every ``.txt`` and ``.md`` file in the corpus folder is one article; its file
-stem is its id. Paragraph offsets always point into the decoded original
-text, so any quote can be cut from it exactly.
+Every ``.txt`` and ``.md`` file in the corpus folder and its subfolders is one
+article; its path relative to the folder, without the extension, is its id
+(``seeds/a.txt`` is ``a``, ``seeds/2024-05/b.md`` is ``2024-05/b``). Files whose
+real path lies outside the folder (symlinks to /etc/passwd) are never read.
+Paragraph offsets always point into the decoded original text, so any quote can
+be cut from it exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,52 +82,100 @@ class Article:
 Warn = Callable[[str], None]
 
 
-def load_corpus(folder: str | Path, warn: Warn | None = None) -> list[Article]:
-    """Read every article in ``folder``, sorted by id.
+def article_files(folder: str | Path, warn: Warn | None = None) -> dict[str, Path]:
+    """``{relative file name: path}`` of every article file under ``folder``.
+
+    Subfolders are read too (hidden ones are not); a file or link whose real path is outside
+    the folder is skipped, and so is a second file with the same id (``a.txt`` beside
+    ``a.md``), each with a warning naming the files.
+
+    Raises:
+        CorpusError: The folder does not exist or is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise CorpusError(f"corpus folder {root} {what}; pass --corpus DIR with .txt or .md "
+                          f"articles")
+    warn = warn or (lambda _msg: None)
+    real_root = root.resolve()
+    out: dict[str, Path] = {}
+    ids: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not entered
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.suffix.lower() not in ARTICLE_SUFFIXES:
+                continue
+            rel = path.relative_to(root).as_posix()
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                warn(f"skipped {rel}: a broken link")
+                continue
+            if real_root not in real.parents or not real.is_file():
+                warn(f"skipped {rel}: it points outside the corpus folder")
+                continue
+            article_id = rel[:-len(path.suffix)]
+            if article_id in ids:
+                warn(f"skipped {rel}: {ids[article_id]} has the same name (article {article_id!r}); "
+                     f"rename one of them")
+                continue
+            ids[article_id] = rel
+            out[rel] = path
+    return out
+
+
+def load_corpus(folder: str | Path, warn: Warn | None = None,
+                max_bytes: int = MAX_ARTICLE_BYTES) -> list[Article]:
+    """Read every article under ``folder``, sorted by id.
 
     Unreadable files are skipped with a one-line warning through ``warn``.
 
     Raises:
         CorpusError: The folder does not exist or holds no readable article.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise CorpusError(f"corpus folder {root} does not exist; pass --corpus DIR "
-                          f"with .txt or .md articles")
     warn = warn or (lambda _msg: None)
+    files = article_files(folder, warn)
     articles = []
-    for path in sorted(root.iterdir()):
-        if path.suffix.lower() not in ARTICLE_SUFFIXES or not path.is_file():
-            continue
+    for rel, path in files.items():
         try:
-            article = read_article(path, warn)
+            article = read_article(path, warn, max_bytes, rel[:-len(path.suffix)])
         except CorpusError as exc:
-            warn(f"skipped {path.name}: {exc}")
+            warn(f"skipped {rel}: {exc}")
             continue
         articles.append(article)
     if not articles:
-        raise CorpusError(f"no readable .txt or .md article in {root}")
-    return articles
+        raise CorpusError(f"no readable .txt or .md article in {folder}")
+    return sorted(articles, key=lambda a: a.id)
 
 
-def read_article(path: str | Path, warn: Warn | None = None) -> Article:
+def read_article(path: str | Path, warn: Warn | None = None, max_bytes: int = MAX_ARTICLE_BYTES,
+                 article_id: str | None = None) -> Article:
     """Read and parse one article file.
 
     Raises:
-        CorpusError: The file is empty, binary, too large or undecodable.
+        CorpusError: The file is empty, binary, too large or undecodable, or holds front
+            matter and nothing else.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:  # read at most one byte past the limit
+            raw = fh.read(max_bytes + 1)
     except OSError as exc:
         raise CorpusError(f"cannot read ({exc.strerror})") from exc
-    if len(raw) > MAX_ARTICLE_BYTES:
-        raise CorpusError(f"larger than {MAX_ARTICLE_BYTES // (1024 * 1024)} MiB")
+    if len(raw) > max_bytes:
+        raise CorpusError(f"larger than the {max_bytes / 2**20:g} MiB limit (Settings.max_article_mib)")
     text, encoding = decode(raw)
     if encoding != "utf-8" and warn:
         warn(f"{path.name} is not UTF-8; read it as {encoding}")
-    return parse_article(path.stem, text, sha256=hashlib.sha256(raw).hexdigest(),
-                         encoding=encoding, path=str(path))
+    if text.startswith("---") and _FRONT.match(text) is None and warn:
+        warn(f"{path.name}: front matter starts with --- but is never closed; read as text")
+    article = parse_article(article_id or path.stem, text, sha256=hashlib.sha256(raw).hexdigest(),
+                            encoding=encoding, path=str(path))
+    if not article.paragraphs:
+        raise CorpusError("no text besides front matter")
+    return article
 
 
 def decode(raw: bytes) -> tuple[str, str]:
@@ -134,6 +186,11 @@ def decode(raw: bytes) -> tuple[str, str]:
     """
     if not raw.strip():
         raise CorpusError("empty file")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte-order mark
+        try:
+            return _clean(raw.decode("utf-16")), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise CorpusError("starts like UTF-16 but does not decode as it") from exc
     if b"\x00" in raw[:8192]:
         raise CorpusError("binary file (contains NUL bytes)")
     try:
@@ -200,6 +257,8 @@ def parse_article(article_id: str, text: str, *, sha256: str = "", encoding: str
     if m:
         meta = _parse_front_matter(m.group(1))
         body_start = m.end()
+    elif text.startswith("---"):  # never closed: not front matter, and not the headline either
+        body_start = len(text.split("\n", 1)[0]) + 1 if "\n" in text else len(text)
 
     lines = _lines(text, body_start)
     title = meta.get("title")
@@ -243,6 +302,9 @@ def parse_article(article_id: str, text: str, *, sha256: str = "", encoding: str
         in_heading = False
         paragraphs.append(Paragraph(len(paragraphs) + 1, start, end, heading))
 
+    if not paragraphs:  # a one-line article, or a headline and one paragraph: still searchable
+        body = [(a, b, t) for a, b, t in lines if not _CHROME.match(t)]
+        paragraphs = [Paragraph(i + 1, a, b, None) for i, (a, b, _) in enumerate(body[1:] or body)]
     date = meta.get("date") or date
     return Article(
         id=article_id,
@@ -317,16 +379,11 @@ def _parse_front_matter(block: str) -> dict[str, str]:
 
 
 def corpus_files(folder: str | Path) -> dict[str, tuple[int, int]]:
-    """``{file name: (size, mtime_ns)}`` of the article files, without reading them."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise CorpusError(f"corpus folder {root} does not exist; pass --corpus DIR "
-                          f"with .txt or .md articles")
+    """``{relative file name: (size, mtime_ns)}`` of the article files, without reading them."""
     out = {}
-    for path in root.iterdir():
-        if path.suffix.lower() in ARTICLE_SUFFIXES and path.is_file():
-            st = path.stat()
-            out[path.name] = (st.st_size, st.st_mtime_ns)
+    for rel, path in article_files(folder).items():
+        st = path.stat()
+        out[rel] = (st.st_size, st.st_mtime_ns)
     return out
 
 

@@ -23,7 +23,8 @@ class QuestionError(NewsqaError):
     """The question cannot be answered as asked.
 
     Attributes:
-        reason: "empty", "too_long" or "no_words", so front ends can word it their own way.
+        reason: "empty", "too_long", "no_words" or "not_text", so front ends can word it their
+            own way.
         length: The question's length in characters.
         limit: The longest question accepted.
     """

@@ -32,7 +32,7 @@ from . import __version__, onnx_query
 from .chunking import Chunk, chunk_articles, passage_key, passage_text
 from .corpus import Article, article_from_dict, corpus_files, load_corpus
 from .embedding import Embedder
-from .errors import IndexCorruptError, IndexMismatchError, ModelUnavailableError
+from .errors import CorpusError, IndexCorruptError, IndexMismatchError, ModelUnavailableError
 from .lexical import LexicalIndex
 from .sentences import SentenceVectors, embed_sentences, sentence_spans, sentence_text
 from .settings import Settings
@@ -121,15 +121,24 @@ class Index:
         return passage_text(chunk, self.articles[chunk.article].title)
 
     @classmethod
-    def load(cls, folder: str | Path) -> Index:
-        """Open the index in ``folder``, checking format version and files.
+    def load(cls, folder: str | Path, verify: str = "cheap") -> Index:
+        """Open the index in ``folder``, checking format version, files and checksums.
+
+        Args:
+            folder: The index directory.
+            verify: Which files' SHA-256 to check against the manifest: "cheap" (every file
+                up to 8 MiB: the articles, chunks and BM25 files of a news corpus, a few ms),
+                "all" (the dense vectors and ONNX encoder too: ``newsqa index --verify`` and
+                before reusing an index) or "none".
 
         Raises:
-            IndexCorruptError: Missing or unreadable files.
+            IndexCorruptError: Missing, changed or unreadable files.
             IndexMismatchError: Written by an incompatible newsqa version.
         """
         folder = Path(folder)
         manifest = read_manifest(folder)
+        if verify != "none":
+            verify_checksums(folder, manifest, CHEAP_BYTES if verify == "cheap" else None)
         files = manifest["files"]
         dense = (files["faiss"], *(files[k] for k in _pq_keys(files))) \
             if "dense" in manifest["retrievers"] else ()
@@ -150,12 +159,48 @@ class Index:
             articles = ArticleTable(folder / files["articles"])
             chunks = ChunkTable(folder / files["chunks"], articles)
         lexical = LexicalIndex.load(folder / files["bm25"])
+        try:
+            len(articles), len(chunks)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise IndexCorruptError(f"the article or chunk file in {folder} is corrupt ({exc})") from exc
         if lexical.size != len(chunks) or len(chunks) != manifest["counts"]["chunks"] or \
                 len(articles) != manifest["counts"]["articles"]:
             raise IndexCorruptError(f"the index in {folder} is inconsistent (BM25 has "
                                     f"{lexical.size} documents, {len(chunks)} chunks); rebuild "
                                     f"with `newsqa index --rebuild`")
         return cls(folder, manifest, articles, chunks, lexical)
+
+
+CHEAP_BYTES = 8 * 2**20
+
+
+def checksums(folder: Path, names: list[str]) -> dict[str, str]:
+    """SHA-256 of each named file (and of each file inside a named folder), by name."""
+    out: dict[str, str] = {}
+    for name in names:
+        path = folder / name
+        paths = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for p in paths:
+            if p.is_file():
+                out[p.relative_to(folder).as_posix()] = _sha256(p)
+    return out
+
+
+def verify_checksums(folder: Path, manifest: dict[str, Any], limit: int | None) -> None:
+    """Compare the files of ``manifest`` with their recorded SHA-256 (those up to ``limit``
+    bytes; all when None). Indexes written before checksums were recorded pass.
+
+    Raises:
+        IndexCorruptError: A file is missing or differs.
+    """
+    for name, digest in (manifest.get("checksums") or {}).items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise IndexCorruptError(f"index file {path} is missing") from None
+        if (limit is None or size <= limit) and _sha256(path) != digest:
+            raise IndexCorruptError(f"index file {path} was changed or damaged (checksum differs)")
 
 
 def _load_v1(folder: Path, files: dict[str, str]) -> tuple[dict[str, Article], list[Chunk]]:
@@ -265,8 +310,14 @@ def build_index(corpus: str | Path, folder: str | Path, settings: Settings, *,
         if warn:
             warn(msg)
 
+    existed = folder.exists()
     with _locked(folder):
-        articles = load_corpus(corpus, note)
+        try:
+            articles = load_corpus(corpus, note, int(settings.max_article_mib * 2**20))
+        except CorpusError:
+            if not existed:  # leave no empty index folder behind
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         old, reason = (None, "rebuild requested") if rebuild else _reusable(folder, settings)
         old_ids = {a: m["sha256"] for a, m in (old.manifest["articles"] if old else {}).items()}
         new_ids = {a.id: a.sha256 for a in articles}
@@ -333,7 +384,7 @@ def _reusable(folder: Path, settings: Settings) -> tuple[Index | None, str]:
     if not (folder / MANIFEST).exists():
         return None, "no index yet"
     try:
-        old = Index.load(folder)
+        old = Index.load(folder, verify="all")  # never carry damaged vectors or encoders over
     except (IndexCorruptError, IndexMismatchError) as exc:
         return None, str(exc)
     if old.manifest["settings"] != settings.index_params():
@@ -450,6 +501,7 @@ def _write(folder: Path, gen: str, settings: Settings, corpus: str | Path,
         "files": files,
         "sizes": {name: (folder / name).stat().st_size for name in (*files.values(), *extra)
                   if (folder / name).is_file()},
+        "checksums": checksums(folder, [*files.values(), *extra]),
         "counts": {"articles": len(articles), "chunks": len(chunks)},
         "articles": {a.id: {"sha256": a.sha256, "title": a.title} for a in articles},
         "files_seen": _files_seen(corpus, articles),
@@ -470,7 +522,7 @@ def _pq_keys(files: dict[str, str]) -> list[str]:
 
 
 def _files_seen(corpus: str | Path, articles: list[Article]) -> dict[str, dict[str, Any]]:
-    by_name = {Path(a.path).name: a.sha256 for a in articles}
+    by_name = {Path(os.path.relpath(a.path, corpus)).as_posix(): a.sha256 for a in articles if a.path}
     out = {}
     for name, (size, mtime) in corpus_files(corpus).items():
         sha = by_name.get(name) or _sha256(Path(corpus) / name)

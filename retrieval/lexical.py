@@ -170,16 +170,19 @@ class LexicalIndex:
                 allow_pickle=False)) for key in ("data", "indices", "indptr"))
             num_docs = int(params["num_docs"])
             method = params.get("method")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorruptError(f"the BM25 files in {folder} are unreadable ({exc}); "
-                                    f"rebuild with `newsqa index --rebuild`") from exc
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+            raise IndexCorruptError(f"the BM25 files in {folder} are unreadable "
+                                    f"({type(exc).__name__}: {exc})") from exc
+        from .settings import TOKENIZERS
+
+        if mode not in TOKENIZERS:
+            raise IndexCorruptError(f"the BM25 files in {folder} name an unknown tokenizer {mode!r}")
         # Token ids run 0..n-1 with one column each, but for bm25s's empty token, which
         # comes last and has none.
         if method != "lucene" or not isinstance(vocab, dict) or \
                 len(indptr) < len(vocab) or len(data) != len(indices) or \
                 (len(indptr) and int(indptr[-1]) != len(data)):
-            raise IndexCorruptError(f"the BM25 files in {folder} are inconsistent; rebuild "
-                                    f"with `newsqa index --rebuild`")
+            raise IndexCorruptError(f"the BM25 files in {folder} are inconsistent")
         return cls(vocab, data, indices, indptr, num_docs, mode)
 
     @property

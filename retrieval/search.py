@@ -79,7 +79,10 @@ class Searcher:
         Raises:
             QuestionError: Empty, over the length limit, or without any letter or digit.
         """
-        q = (question or "").strip()
+        q = (question or "").replace("\ufeff", "").replace("\r", "").strip()
+        if any("\ud800" <= ch <= "\udfff" for ch in q):
+            raise QuestionError("the question is not valid text (its bytes are not UTF-8); please "
+                                "ask again in Chinese or English", "not_text")
         if not q:
             raise QuestionError("the question is empty; ask something about the articles", "empty")
         limit = self.settings.max_question_chars

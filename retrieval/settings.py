@@ -16,7 +16,8 @@ FUSIONS = ("convex", "rrf")
 # Settings that change what is stored in an index; a change to any of them
 # means the index must be rebuilt.
 INDEX_KEYS = ("model", "chunk_size", "chunk_overlap", "tokenizer", "k1", "b",
-              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query", "sentence_vectors")
+              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query", "sentence_vectors",
+              "max_article_mib")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Settings:
         cache_dir: Where the bundled model is prepared ("": ``~/.cache/newsqa``).
         sentence_vectors: Embed every sentence at index time, so the composer can tell how
             close each candidate sentence is in meaning to a question.
+        max_article_mib: Larger article files are skipped with a warning.
     """
 
     model: str = DEFAULT_MODEL
@@ -74,6 +76,7 @@ class Settings:
     onnx_query: bool = True
     cache_dir: str = ""
     sentence_vectors: bool = True
+    max_article_mib: float = 20.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -97,6 +100,8 @@ class Settings:
             raise ConfigError(f"k1 must be in (0, 10]; got {self.k1}")
         if not 0.0 <= self.b <= 1.0:
             raise ConfigError(f"b must be in [0, 1]; got {self.b}")
+        if not 0.001 <= self.max_article_mib <= 4096:
+            raise ConfigError(f"max_article_mib must be from 0.001 to 4096; got {self.max_article_mib}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be in [0, 1]; got {self.dense_weight}")
 

@@ -33,7 +33,7 @@ def _converter(config: str):
 
 def to_simplified(text: str) -> str:
     """Convert Traditional characters to Simplified (OpenCC ``t2s``)."""
-    return _converter("t2s").convert(text) if text else text
+    return _convert("t2s", text)
 
 
 def to_traditional(text: str) -> str:
@@ -41,7 +41,16 @@ def to_traditional(text: str) -> str:
 
     ``s2tw`` gives the 為/裡 forms readers see in Taiwan and on 人民網 pages.
     """
-    return _converter("s2tw").convert(text) if text else text
+    return _convert("s2tw", text)
+
+
+def _convert(config: str, text: str) -> str:
+    if not text:
+        return text
+    try:
+        return _converter(config).convert(text)
+    except UnicodeEncodeError:  # lone surrogates (undecodable input bytes): keep the length
+        return _converter(config).convert(re.sub("[\ud800-\udfff]", "\ufffd", text))
 
 
 def to_script(text: str, script: Script) -> str:
