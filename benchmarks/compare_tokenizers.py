@@ -19,7 +19,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     cmrc_dir = sys.argv[1] if len(sys.argv) > 1 else "../shared/bench/cmrc2018"
     cmrc_corpus, cmrc_questions = load_cmrc(cmrc_dir, Path(".newsqa/cmrc2018-corpus"))
-    gold = load_gold("tests/gold/seeds.jsonl")
+    gold = load_gold("retrieval/gold/seeds.jsonl")
     for tok in ("bigram", "unibigram", "jieba", "jieba+bigram"):
         st = Settings(model="", tokenizer=tok)
         seeds_index, _ = build_index("seeds", tempfile.mkdtemp(), st)

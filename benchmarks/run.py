@@ -371,7 +371,7 @@ def main() -> None:
         chunks = [t.split("---", 2)[-1].strip()[:200] for t in texts[:512]]
         results["embedding_chunks_per_s"] = embed_throughput(model, chunks)
         print("embedding", results["embedding_chunks_per_s"], flush=True)
-        seeds_q = [q for q in load_gold(ROOT / "tests" / "gold" / "seeds.jsonl") if q.article]
+        seeds_q = [q for q in load_gold(ROOT / "retrieval" / "gold" / "seeds.jsonl") if q.article]
         results["seeds"] = bench_corpus("seeds", ROOT / "seeds", seeds_q, model, not args.no_peers)
         print("seeds", json.dumps(results["seeds"])[:400], flush=True)
         results["cmrc"] = bench_corpus("cmrc", cmrc_corpus, cmrc_q, model, not args.no_peers)

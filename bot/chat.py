@@ -49,10 +49,17 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
         try:
             line = input("问> ") if interactive else stdin.readline()
         except EOFError:
-            line = ""
+            if interactive:
+                out.write("\n")
+            break
+        except KeyboardInterrupt:  # as in a shell: the line is dropped, the session goes on
+            out.write("^C\n")
+            continue
         if not interactive and line == "":
             break
         line = line.strip()
+        if history is not None and line:
+            _save_history(history)  # every line at once: history survives any way of leaving
         if not line:
             continue
         if line in ("/quit", "/exit", "/q"):
@@ -75,15 +82,20 @@ def run_chat(searcher: Searcher, stdin: TextIO, out: TextIO) -> int:
             except QuestionError as exc:
                 out.write(f"{exc}\n")
                 continue
+            except KeyboardInterrupt:  # a question taking too long: dropped, the session goes on
+                out.write("^C\n")
+                continue
             last = reply.answer or last
             out.write(render.reply_terminal(reply, index, color=interactive) + "\n")
         out.flush()
-    if history is not None:
-        import readline
-
-        with contextlib.suppress(OSError):
-            readline.write_history_file(history)
     return 0
+
+
+def _save_history(history: Path) -> None:
+    import readline
+
+    with contextlib.suppress(OSError):
+        readline.write_history_file(history)
 
 
 def _source(line: str, last: Answer | None, searcher: Searcher) -> str:

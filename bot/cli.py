@@ -89,19 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sources", help="list the articles")
     _common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per article: id, file, title, source, date, authors, "
+                        "script, paragraphs, chunks, retrievers")
 
     p = sub.add_parser("eval", help="measure retrieval and answer quality")
     _common(p)
     p.add_argument("--questions", default=None,
-                   help="gold questions (JSON Lines; default tests/gold/seeds.jsonl)")
+                   help="gold questions (JSON Lines; default: the seeds gold set shipped with newsqa, "
+                        "retrieval/gold/seeds.jsonl)")
     p.add_argument("--cmrc", metavar="DIR", default=None,
                    help="evaluate on CMRC 2018 (dev + trial) from DIR instead")
     p.add_argument("--squad", metavar="FILE", nargs="+", default=None,
                    help="evaluate on SQuAD-format files instead (e.g. DRCD_test.json)")
     p.add_argument("--dialogues", metavar="FILE", default=None,
                    help="play the dialogues of FILE (JSON Lines) and score each turn by kind")
-    p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions only")
     p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--failures", type=int, default=0, metavar="N",
@@ -127,7 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from command-line arguments (validated)."""
+    """Settings from command-line arguments (validated; messages name the flags)."""
+    try:
+        return _settings_from(args)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("top_k", "--top-k")) from None
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
     changes: dict[str, Any] = {"model": args.model, "require_dense": args.require_dense,
                                "cache_dir": cache_dir()}
     if getattr(args, "top_k", None) is not None:
@@ -331,18 +341,28 @@ def cmd_sources(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for c in index.chunks:
         counts[c.article] = counts.get(c.article, 0) + 1
-    rows = [{"article": a.id, "title": a.title, "source": a.source, "date": a.date,
+    corpus = Path(args.corpus).resolve()
+    rows = [{"article": a.id, "file": _relative(a.path, corpus), "title": a.title,
+             "source": a.source, "date": a.date,
              "authors": list(a.authors), "script": a.script, "paragraphs": len(a.paragraphs),
-             "chunks": counts.get(a.id, 0)} for a in index.articles.values()]
+             "chunks": counts.get(a.id, 0), "retrievers": list(index.retrievers)}
+            for a in index.articles.values()]
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
         return 0
     for i, r in enumerate(rows, 1):
         print(f"{i}. {r['title']} — {r['source'] or '?'}, {r['date'] or '?'}  "
-              f"[{r['article']}; {r['paragraphs']} paragraphs, {r['chunks']} chunks]")
+              f"[{r['file']}; {r['paragraphs']} paragraphs, {r['chunks']} chunks]")
     print(f"retrievers: {'+'.join(index.retrievers)}")
     return 0
+
+
+def _relative(path: str, corpus: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(corpus).as_posix()
+    except (ValueError, OSError):
+        return Path(path).name
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -354,7 +374,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from retrieval.evaluate import evaluate, format_report, load_cmrc, load_gold, load_squad
+    from retrieval.evaluate import GOLD_DIR, evaluate, format_report, load_cmrc, load_gold, load_squad
 
     settings = settings_from(args)
     if args.dialogues:
@@ -375,7 +395,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         corpus, questions = load_squad(files, Path(".newsqa") / f"{name}-corpus")
         args.corpus = str(corpus)
     else:
-        questions = load_gold(args.questions or "tests/gold/seeds.jsonl")
+        questions = load_gold(args.questions or GOLD_DIR / "seeds.jsonl")
     if args.limit:
         questions = questions[:args.limit]
     index = open_index(args, settings)
@@ -467,11 +487,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return 0
     except (OSError, UnicodeError) as exc:  # a path or file the user named: one line, no traceback
         print(f"newsqa: error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

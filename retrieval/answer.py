@@ -405,7 +405,7 @@ def _agreement(named: list[tuple[str, str]], whole: str, a: int, b: int) -> floa
     for name, kind in named:
         if name in sent:
             continue
-        if any(k == kind and name not in n for n, k, _ in place_names(sent, whole)):
+        if any(name not in n for n, _, _ in place_names(sent, whole)):  # about another place
             score -= 0.4
             continue
         start = max(0, a - 600)

@@ -36,15 +36,32 @@ class GoldQuestion:
     wrong: tuple[str, ...] = ()  # a trap's neighbour: answering with it is wrong
 
 
+GOLD_DIR = Path(__file__).parent / "gold"  # shipped with the package
+
+
 def load_gold(path: str | Path) -> list[GoldQuestion]:
-    """Read a gold set (JSON Lines)."""
+    """Read a gold set (JSON Lines).
+
+    Raises:
+        ConfigError: The file cannot be read, or a line is not a gold question.
+    """
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the gold questions {path}: {exc}") from None
     out = []
-    for line in Path(path).read_text("utf-8").splitlines():
-        if line.strip():
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
             d = json.loads(line)
-            out.append(GoldQuestion(str(d["id"]), d["question"], d["kind"], d.get("article"),
+            out.append(GoldQuestion(str(d["id"]), str(d["question"]), str(d["kind"]), d.get("article"),
                                     d.get("paragraph"), tuple(d.get("answers", ())),
                                     tuple(d.get("wrong", ()))))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{path}, line {n}: not a gold question ({type(exc).__name__}: {exc}); "
+                              f"expected {{\"id\", \"question\", \"kind\", \"article\", "
+                              f"\"paragraph\", \"answers\"}}") from None
     return out
 
 

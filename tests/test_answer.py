@@ -8,7 +8,7 @@ from retrieval.evaluate import load_gold
 from retrieval.text import detect_script, to_simplified
 from tests.conftest import ROOT, SIMP, TRAD
 
-GOLD = load_gold(ROOT / "tests" / "gold" / "seeds.jsonl")
+GOLD = load_gold(ROOT / "retrieval" / "gold" / "seeds.jsonl")
 
 
 def _hit(index: Index, article: str, paragraph: int, rank: int = 1) -> Hit:

@@ -179,7 +179,8 @@ def test_convex_fusion_keeps_confident_bm25_hits_against_a_random_model(
     assert index.vectors.kind == ("pq" if ann_threshold == 1 else "flat")
     hybrid, lexical = Searcher(index, settings), Searcher(index, Settings(model=""))
     lexical._dense_ok = False
-    gold = [g for g in load_gold(ROOT / "tests" / "gold" / "seeds.jsonl") if g.article]
+    gold = [g for g in load_gold(ROOT / "retrieval" / "gold" / "seeds.jsonl")
+            if g.article and g.kind != "english"]  # English has no words to share with BM25
     agree = 0
     for g in gold:
         h, lx = hybrid.search(g.question), lexical.search(g.question)
