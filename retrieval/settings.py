@@ -16,8 +16,7 @@ FUSIONS = ("convex", "rrf")
 # Settings that change what is stored in an index; a change to any of them
 # means the index must be rebuilt.
 INDEX_KEYS = ("model", "chunk_size", "chunk_overlap", "tokenizer", "k1", "b",
-              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query", "sentence_vectors",
-              "max_article_mib")
+              "query_prompt", "passage_prompt", "ann_threshold", "onnx_query", "sentence_vectors")
 
 
 @dataclass(frozen=True)
