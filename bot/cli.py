@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="N/SECONDS", help="questions per user per window; 0 for no limit "
                                              "(env NEWSQA_RATE_LIMIT; default 5/60)")
     p.add_argument("--top-k", type=int, default=5, help="passages retrieved (default 5)")
+    p.add_argument("--forget-after", default=os.environ.get("NEWSQA_FORGET_AFTER", "30"),
+                   metavar="MINUTES", help="forget a conversation after this much silence "
+                                           "(env NEWSQA_FORGET_AFTER; default 30)")
+    p.add_argument("--journal", default=os.environ.get("NEWSQA_JOURNAL",
+                                                       ".newsqa/telegram-journal.sqlite"),
+                   metavar="FILE", help="SQLite journal of received updates, so none is lost to "
+                                        "a crash ('' for none; env NEWSQA_JOURNAL)")
     p.add_argument("--log-level", default=os.environ.get("NEWSQA_LOG_LEVEL", "INFO").upper(),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log detail on stderr (env NEWSQA_LOG_LEVEL; default INFO)")
@@ -451,9 +458,14 @@ def cmd_telegram(args: argparse.Namespace) -> int:
 
     token = read_token(args.token_file)
     limit, window = parse_rate(args.rate_limit)
+    try:
+        forget = float(args.forget_after) * 60
+    except ValueError:
+        raise ConfigError(f"--forget-after must be a number of minutes, not {args.forget_after!r}") from None
     config = telegram.BotConfig(token=token, base_url=args.base_url or None,
                                 allowed_ids=parse_ids(args.allowed_ids), rate_limit=limit,
-                                rate_window=window)
+                                rate_window=window, forget_after=max(forget, 1.0),
+                                journal=args.journal or None)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     redactor = delivery.install_token_filter(token)

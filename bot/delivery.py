@@ -52,7 +52,8 @@ class RateLimiter:
 
 
 class TokenFilter(logging.Filter):
-    """Replaces the bot token (and anything shaped like one) in log records.
+    """Replaces the bot token (and anything shaped like one) in log records, and an update
+    by its id: users' messages are never logged, at any level.
 
     httpx logs request URLs at INFO and python-telegram-bot the base URL at
     DEBUG; both contain the token.
@@ -70,6 +71,14 @@ class TokenFilter(logging.Filter):
         return self._SHAPE.sub("<token>", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            # python-telegram-bot at DEBUG: "Processing update %s" (the whole Update), and every
+            # Bot API call's parameters and return value (getUpdates returns the messages).
+            if record.name.startswith("telegram") and "Bot API endpoint" in str(record.msg):
+                args = (*args[:1], *("<omitted>" for _ in args[1:]))
+            record.args = tuple(f"update {a.update_id}" if hasattr(a, "update_id") and
+                                hasattr(a, "effective_message") else a for a in args)
         record.msg, record.args = self.redact(record.getMessage()), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -53,6 +53,7 @@ from .delivery import (
     send_html,
     typing,
 )
+from .journal import Journal, journaling_request
 
 log = logging.getLogger("newsqa.telegram")
 
@@ -95,6 +96,8 @@ class BotConfig:
         send_retries: Retries of a send after a flood limit (429) or network error.
         poll_timeout: Long-poll timeout of ``getUpdates`` in seconds.
         forget_after: Seconds of silence after which a conversation is forgotten.
+        journal: SQLite file journaling received updates (None: no journal, as in tests
+            that do not test it).
     """
 
     token: str
@@ -105,6 +108,7 @@ class BotConfig:
     send_retries: int = 3
     poll_timeout: int = 30
     forget_after: float = 1800.0
+    journal: str | None = None
 
     def __post_init__(self) -> None:
         if not self.token or re.search(r"\s", self.token) or ":" not in self.token:
@@ -127,6 +131,12 @@ class BotState:
     examples: list[str] = field(init=False)
     # Per chat, and per user in groups: (conversation, when last used). Memory only.
     conversations: dict[tuple[int, int], tuple[Conversation, float]] = field(default_factory=dict)
+    journal: Journal | None = None
+
+    def done(self, update: object) -> None:
+        """Mark ``update`` handled in the journal (when there is one)."""
+        if self.journal is not None and isinstance(update, Update):
+            self.journal.done(update.update_id)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.config.rate_limit, self.config.rate_window)
@@ -209,6 +219,7 @@ async def gate(update: Update, context: Context) -> None:
     # Their message text is deliberately not logged.
     log.warning("refused update %s from user %s in chat %s: not in the allowlist",
                 update.update_id, user.id if user else None, chat.id if chat else None)
+    _state(context).done(update)
     script = script_of(update)
     if update.callback_query:
         await update.callback_query.answer(to_script(TEXTS["refused"], script), show_alert=True)
@@ -281,28 +292,32 @@ async def answer_question(update: Update, context: Context, question: str) -> No
     message = update.effective_message
     script = script_of(update, question)
     user = update.effective_user.id if update.effective_user else message.chat_id
-    try:
-        state.searcher.check(question)
-    except QuestionError as exc:
-        key = exc.reason if exc.reason in ("too_long", "no_words") else "no_words"
-        await send_html(context.bot, message.chat_id,
-                        say(key, script, length=exc.length, limit=exc.limit),
-                        reply_to=message.message_id)
-        return
-    wait = state.limiter.check(user)
-    if wait:
-        await send_html(context.bot, message.chat_id, say("rate", script, seconds=int(wait) + 1),
-                        reply_to=message.message_id)
-        return
-    await _converse(update, context, question, message.chat_id, message.message_id, user)
+    # Quick replies wait behind the user's earlier questions: replies come in question order.
+    async with state.lock_for(user):
+        try:
+            state.searcher.check(question)
+        except QuestionError as exc:
+            key = exc.reason if exc.reason in ("too_long", "no_words") else "no_words"
+            await send_html(context.bot, message.chat_id,
+                            say(key, script, length=exc.length, limit=exc.limit),
+                            reply_to=message.message_id)
+            return
+        wait = state.limiter.check(user)
+        if wait:
+            await send_html(context.bot, message.chat_id, say("rate", script, seconds=int(wait) + 1),
+                            reply_to=message.message_id)
+            return
+        await _converse(update, context, question, message.chat_id, message.message_id, user,
+                        locked=True)
 
 
 async def _converse(update: Update, context: Context, question: str, chat_id: int,
-                    reply_to: int | None, user: int) -> None:
+                    reply_to: int | None, user: int, locked: bool = False) -> None:
     """Answer ``question`` within the asker's conversation and send the reply."""
     state = _state(context)
     key = (chat_id, user)
-    async with state.lock_for(user), typing(context.bot, chat_id):
+    lock = contextlib.nullcontext() if locked else state.lock_for(user)
+    async with lock, typing(context.bot, chat_id):
         began = time.perf_counter()
         before = state.conversation(key)
         reply, after = await asyncio.to_thread(lambda: converse(state.searcher, before, question))
@@ -315,6 +330,7 @@ async def _converse(update: Update, context: Context, question: str, chat_id: in
         await send_html(context.bot, chat_id, render.reply_html(reply, state.searcher.index),
                         reply_to=reply_to, markup=reply_buttons(reply, state.searcher.index.articles),
                         retries=state.config.send_retries)
+        state.done(update)  # at once: a kill from here on does not answer it again
 
 
 def reply_buttons(reply: Reply, articles: dict[str, Article]) -> InlineKeyboardMarkup | None:
@@ -395,6 +411,12 @@ async def on_error(update: object, context: Context) -> None:
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(update.effective_chat.id,
                                            to_script(TEXTS["error"], script_of(update)))
+    _state(context).done(update)  # told something went wrong: not to be replayed forever
+
+
+async def mark_done(update: Update, context: Context) -> None:
+    """Last handler group: every handler of ``update`` has finished."""
+    _state(context).done(update)
 
 
 _PLACE_AT_START = re.compile(r"^在?([\u4e00-\u9fff]{1,12}(?:村|社区|街道|镇))(?=[\u4e00-\u9fff，,])")
@@ -435,8 +457,11 @@ def build_application(searcher: Searcher, config: BotConfig) -> Application:
                .post_init(post_init))
     if config.base_url:
         builder = builder.base_url(config.base_url)
+    journal = Journal(config.journal) if config.journal else None
+    if journal is not None:
+        builder = builder.get_updates_request(journaling_request(journal))
     app = builder.build()
-    app.bot_data["newsqa"] = BotState(searcher, config)
+    app.bot_data["newsqa"] = BotState(searcher, config, journal=journal)
     app.add_handler(TypeHandler(Update, gate), group=-1)
     app.add_handler(CommandHandler("start", start))
     app.add_handler(CommandHandler("help", help_command))
@@ -453,20 +478,58 @@ def build_application(searcher: Searcher, config: BotConfig) -> Application:
              | filters.VIDEO_NOTE | filters.ANIMATION | filters.Document.ALL | filters.LOCATION
              | filters.CONTACT)
     app.add_handler(MessageHandler(message & filters.ChatType.PRIVATE & media, unsupported))
+    app.add_handler(TypeHandler(Update, mark_done), group=99)
     app.add_error_handler(on_error)
     return app
 
 
 async def post_init(app: Application) -> None:
-    """Register the command menu (Chinese descriptions) once the bot is known."""
+    """Register the command menu (Chinese descriptions) once the bot is known, and queue
+    the journaled updates a previous run received but did not finish."""
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
     except TelegramError as exc:  # the menu is a convenience; answering matters more
         log.warning("could not register the command menu: %s", exc)
+    journal = app.bot_data["newsqa"].journal
+    if journal is not None:
+        journal.prune(keep_seconds=86400)  # Telegram redelivers for a day at most
+        pending = journal.pending()
+        if pending:
+            log.info("answering %d question(s) received before the last stop", len(pending))
+        for payload in pending:
+            await app.update_queue.put(Update.de_json(payload, app.bot))
+
+
+async def wait_for_api(config: BotConfig, max_delay: float = 60.0) -> None:
+    """Return once the Bot API answers ``getMe``, retrying with backoff (one log line per
+    attempt): a bot started before the network is up is the normal case on a server.
+
+    Raises:
+        ConfigError: Telegram rejected the token.
+    """
+    from telegram import Bot
+
+    delay, attempt = 1.0, 1
+    while True:
+        try:
+            async with Bot(config.token, base_url=config.base_url or "https://api.telegram.org/bot"
+                           ) as bot:
+                await bot.get_me()
+            return
+        except InvalidToken as exc:
+            raise ConfigError("Telegram rejected the bot token (Unauthorized); check "
+                              "TELEGRAM_BOT_TOKEN or --token-file, or ask @BotFather for a new "
+                              "one") from exc
+        except (NetworkError, TelegramError) as exc:
+            log.warning("the Bot API is not reachable yet (attempt %d: %s); retrying in %.0f s",
+                        attempt, type(exc).__name__, delay)
+        await asyncio.sleep(delay)
+        delay, attempt = min(max_delay, delay * 2), attempt + 1
 
 
 def run(searcher: Searcher, config: BotConfig) -> int:
     """Poll until interrupted (Ctrl-C or SIGTERM)."""
+    asyncio.run(wait_for_api(config))
     app = build_application(searcher, config)
     log.info("newsqa bot: %d articles, retrievers %s; polling%s", len(searcher.index.articles),
              "+".join(searcher.retrievers), f" {config.base_url}" if config.base_url else "")

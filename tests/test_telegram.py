@@ -401,6 +401,108 @@ def test_rejected_or_missing_token_is_a_clear_error(fake, tmp_path: Path) -> Non
     assert proc.returncode == 2 and "TELEGRAM_BOT_TOKEN" in err and "BotFather" in err
 
 
+def test_journal_replays_unfinished_updates_once_and_drops_redeliveries(fake, searcher,
+                                                                         tmp_path: Path) -> None:
+    from bot.journal import Journal
+
+    journal_file = tmp_path / "journal.sqlite"
+    pending = {"update_id": 500, "message": {
+        "message_id": 4242, "date": int(time.time()), "text": "鄭永強是誰？",
+        "chat": {"id": 41, "type": "private", "first_name": "U"},
+        "from": {"id": 41, "is_bot": False, "first_name": "U"}}}
+    journal = Journal(journal_file)
+    journal.record([pending])  # received by a run that was killed before answering
+    journal.close()
+    with running_bot(fake, searcher, journal=str(journal_file)):
+        [replayed] = wait_reply(fake, 4242)
+        fake.push(**{k: v for k, v in pending.items() if k != "update_id"})  # a new update...
+        mid = fake.message("单光屯社区化解了多少矛盾？", user=42)
+        wait_reply(fake, mid)
+        time.sleep(0.5)
+    assert "鄭永強" in replayed["text"]
+    assert len(replies_to(fake, 4242)) == 2  # ...with the same message is a new question
+    journal = Journal(journal_file)
+    assert journal.pending() == [] and journal.is_done(500)
+    # A second delivery of an update already journaled is dropped.
+    assert journal.record([pending]) == []
+
+
+@pytest.mark.parametrize("kills", [3])
+def test_kill_9_during_a_load_loses_no_question(fake, tmp_path: Path, kills: int) -> None:
+    """SIGKILL at random moments while 40 questions from 8 users are answered; after the last
+    restart every question has been answered. An answer whose sendMessage was in flight when
+    the process died (Telegram has it, the journal does not know) is sent again: at most one
+    such per user and kill."""
+    import random
+
+    rng = random.Random(7)
+    token_file = tmp_path / "token"
+    token_file.write_text(fake.token + "\n")
+    args = ["telegram", "--corpus", str(ROOT / "seeds"), "--index", str(tmp_path / "i"),
+            "--token-file", str(token_file), "--base-url", fake.url, "--rate-limit", "0",
+            "--journal", str(tmp_path / "journal.sqlite")]
+    questions = ["单光屯社区化解了多少矛盾？", "鄭永強是誰？", "哪个村种芹菜？", "茶棚村常住人口有多少？",
+                 "火星上有几个村？"]
+    mids = []
+    for run in range(kills + 1):
+        starts = len(fake.sent("setMyCommands"))
+        proc = _newsqa(args, {}, tmp_path)
+        try:
+            fake.wait_for(lambda f, n=starts: len(f.sent("setMyCommands")) > n, timeout=90)
+            if run == 0:
+                mids = [fake.message(questions[i % 5], user=2000 + i % 8) for i in range(40)]
+            if run < kills:
+                time.sleep(rng.uniform(0.05, 0.6))
+                proc.kill()  # SIGKILL: no cleanup at all
+                proc.communicate(timeout=30)
+                continue
+            fake.wait_for(lambda f: all(replies_to(f, m) for m in mids), timeout=90)
+            time.sleep(1.0)  # a duplicate would show up now
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.communicate(timeout=60)
+    counts = [len(replies_to(fake, m)) for m in mids]
+    print(f"kill -9 x{kills}: {len(mids)} questions, {sum(counts) - len(counts)} answered twice")
+    assert min(counts) == 1, counts  # none lost
+    assert sum(counts) - len(counts) <= kills * 8, counts
+
+
+def test_bot_started_before_the_network_waits_and_retries(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _newsqa(["telegram", "--corpus", str(ROOT / "seeds"), "--index", str(tmp_path / "i"),
+                    "--base-url", f"http://127.0.0.1:{port}/bot", "--journal", ""],
+                   {"TELEGRAM_BOT_TOKEN": "123456:TEST-token_abcdefghijklmnopqrstuvwxyz"}, tmp_path)
+    time.sleep(8)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert alive, err[-2000:]
+    retries = [line for line in err.splitlines() if "not reachable yet" in line]
+    assert len(retries) >= 2 and "Traceback" not in err
+    assert "TEST-token" not in err
+
+
+def test_debug_logging_never_shows_a_message(fake, lexical_index, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(fake.token + "\n")
+    proc = _newsqa(["telegram", "--corpus", str(ROOT / "seeds"), "--index", str(tmp_path / "i"),
+                    "--token-file", str(token_file), "--base-url", fake.url, "--log-level", "DEBUG",
+                    "--allowed-ids", "1", "--journal", ""], {}, tmp_path)
+    try:
+        fake.wait_for(lambda f: f.sent("setMyCommands"), timeout=60)
+        mid = fake.message("秘密的问题内容", user=77)
+        wait_reply(fake, mid)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert "refused update" in err and "秘密" not in err
+
+
 # --- pieces --------------------------------------------------------------------------
 
 def test_token_filter_redacts_messages_args_and_tracebacks() -> None:
