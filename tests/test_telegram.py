@@ -456,7 +456,7 @@ def test_kill_9_during_a_load_loses_no_question(fake, tmp_path: Path, kills: int
                 proc.kill()  # SIGKILL: no cleanup at all
                 proc.communicate(timeout=30)
                 continue
-            fake.wait_for(lambda f: all(replies_to(f, m) for m in mids), timeout=90)
+            fake.wait_for(lambda f, ids=tuple(mids): all(replies_to(f, m) for m in ids), timeout=90)
             time.sleep(1.0)  # a duplicate would show up now
         finally:
             if proc.poll() is None:
