@@ -198,9 +198,11 @@ def verify_checksums(folder: Path, manifest: dict[str, Any], limit: int | None) 
         try:
             size = path.stat().st_size
         except OSError:
-            raise IndexCorruptError(f"index file {path} is missing") from None
+            raise IndexCorruptError(f"index file {path} is missing; rebuild with "
+                                    f"`newsqa index --rebuild`") from None
         if (limit is None or size <= limit) and _sha256(path) != digest:
-            raise IndexCorruptError(f"index file {path} was changed or damaged (checksum differs)")
+            raise IndexCorruptError(f"index file {path} was changed or damaged (checksum differs); "
+                                    f"rebuild with `newsqa index --rebuild`")
 
 
 def _load_v1(folder: Path, files: dict[str, str]) -> tuple[dict[str, Article], list[Chunk]]:

@@ -474,16 +474,30 @@ def test_bot_started_before_the_network_waits_and_retries(tmp_path: Path) -> Non
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = _newsqa(["telegram", "--corpus", str(ROOT / "seeds"), "--index", str(tmp_path / "i"),
-                    "--base-url", f"http://127.0.0.1:{port}/bot", "--journal", ""],
-                   {"TELEGRAM_BOT_TOKEN": "123456:TEST-token_abcdefghijklmnopqrstuvwxyz"}, tmp_path)
-    time.sleep(8)
-    alive = proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "telegram", "--corpus", str(ROOT / "seeds"),
+             "--index", str(tmp_path / "i"), "--base-url", f"http://127.0.0.1:{port}/bot",
+             "--journal", ""], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err_file,
+            env={**os.environ, "NEWSQA_MODEL": "", "PYTHONPATH": str(ROOT),
+                 "TELEGRAM_BOT_TOKEN": "123456:TEST-token_abcdefghijklmnopqrstuvwxyz"})
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and proc.poll() is None and \
+                    log.read_text().count("not reachable yet") < 2:
+                time.sleep(0.2)
+            alive = proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    err = log.read_text()
     assert alive, err[-2000:]
-    retries = [line for line in err.splitlines() if "not reachable yet" in line]
-    assert len(retries) >= 2 and "Traceback" not in err
+    assert err.count("not reachable yet") >= 2 and "Traceback" not in err
     assert "TEST-token" not in err
 
 
