@@ -233,8 +233,11 @@ def test_onnx_query_encoder_matches_and_needs_no_torch(corpus: Path, tmp_path: P
     assert info["graph"] == "full"  # mean pooling needs every position
     assert info["checked"] > 40  # sample questions and the corpus's own sentences
     ops = {n.op_type for n in onnx.load(str(index.folder / info["onnx"])).graph.node}
-    assert info["int8"] and info["quant"] in ("dynamic", "blocks")  # passed the check here
-    assert {"dynamic": "MatMulInteger", "blocks": "MatMulNBits"}[info["quant"]] in ops
+    # The fastest passing variant is kept (or a smaller one within 15%): timing decides here.
+    assert info["quant"] in ("dynamic", "blocks", "none") and info["int8"] == (info["quant"] != "none")
+    if info["int8"]:
+        assert {"dynamic": "MatMulInteger", "blocks": "MatMulNBits"}[info["quant"]] in ops
+    assert info["ms_per_question"] > 0
     questions = ["单光屯社区化解了多少矛盾？", "郑永强是谁", "芹菜", "A mixed 问题 2023"]
     ours = OnnxQueryEncoder(index.folder, info).embed_queries(questions)
     reference = Embedder(str(tiny_model)).embed_queries(questions)
