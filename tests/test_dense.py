@@ -39,7 +39,8 @@ def test_update_embeds_only_changed_passages(corpus: Path, tmp_path: Path,
     # Carried-over vectors equal freshly computed ones (the ONNX export embeds passages when
     # its vectors pass the check: cosine >= 0.999 against sentence-transformers).
     fresh = Embedder(str(tiny_model)).embed_passages([index.passage(index.chunks[0])])
-    assert index.manifest["model"]["passages_by"] == "onnx"
+    # (which embeds passages, the export or torch, is whichever was faster on this machine)
+    assert index.manifest["model"]["passages_by"] in ("onnx", "sentence-transformers")
     assert float(index.vectors.vectors()[0] @ fresh[0]) >= 0.999
     _, third = build_index(corpus, tmp_path / "idx", settings)
     assert third.action == "unchanged" and third.embedded == 0
