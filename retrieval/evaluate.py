@@ -13,6 +13,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,24 +46,35 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
     Raises:
         ConfigError: The file cannot be read, or a line is not a gold question.
     """
-    try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the gold questions {path}: {exc}") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, d in _json_lines(path, "the gold questions"):
         try:
-            d = json.loads(line)
             out.append(GoldQuestion(str(d["id"]), str(d["question"]), str(d["kind"]), d.get("article"),
                                     d.get("paragraph"), tuple(d.get("answers", ())),
                                     tuple(d.get("wrong", ()))))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}, line {n}: not a gold question ({type(exc).__name__}: {exc}); "
                               f"expected {{\"id\", \"question\", \"kind\", \"article\", "
                               f"\"paragraph\", \"answers\"}}") from None
     return out
+
+
+def _json_lines(path: str | Path, what: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) of each non-empty line of a JSON Lines file.
+
+    Raises:
+        ConfigError: The file cannot be read, or a line is not JSON.
+    """
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                yield n, json.loads(line)
+            except ValueError as exc:
+                raise ConfigError(f"{path}, line {n}: not JSON ({exc})") from None
 
 
 def load_cmrc(folder: str | Path, corpus_dir: Path) -> tuple[Path, list[GoldQuestion]]:
@@ -276,20 +288,11 @@ def load_dialogues(path: str | Path) -> list[dict[str, Any]]:
     Raises:
         ConfigError: The file is missing or a line is not such an object.
     """
-    try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-            if not isinstance(d.get("turns"), list) or not all("question" in t for t in d["turns"]):
-                raise ValueError("no turns")
-        except (ValueError, AttributeError) as exc:
-            raise ConfigError(f"{path}, line {n}: not a dialogue ({exc})") from None
+    for n, d in _json_lines(path, "the dialogues"):
+        if not isinstance(d, dict) or not isinstance(d.get("turns"), list) or \
+                not all(isinstance(t, dict) and "question" in t for t in d["turns"]):
+            raise ConfigError(f"{path}, line {n}: not a dialogue (no turns with questions)")
         out.append(d)
     return out
 
