@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .answer import _QWORD, Answer, _bad_name, ask, named_entities, place_names, question_type
+from .answer import Answer, ask
 from .errors import QuestionError
+from .places import _QWORD, _bad_name, named_entities, place_names
 from .search import Searcher
+from .spans import question_type
 from .text import Script, reply_script, split_sentences, to_script, to_simplified
 
 MAX_ENTITIES = 8
