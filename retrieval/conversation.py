@@ -32,7 +32,7 @@ _KINDS = "社区|街道|小区|合作社|公司|企业|集团|村|镇|乡|县|�
 _DEICTIC = re.compile(rf"(?:这个|那个|这家|那家|该|这|那|此)({_KINDS})")
 _THERE = re.compile(r"那里|那儿|这里|这儿")
 _BARE_START = re.compile(r"^(?:为什么|为啥|具体|怎么|如何|原因|结果|效果|后来|然后)")
-_GENERIC = re.compile(rf"(?<![\u4e00-\u9fff])({_KINDS})|^(?:村|社区)")
+_GENERIC = re.compile(rf"(?<![\u4e00-\u9fffA-Za-z0-9])({_KINDS})|^(?:村|社区)")
 _TITLE = re.compile(r"^(?:党委书记|副书记|书记|副主任|主任|副处长|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|"
                     r"镇长|村长|主席|院长|校长|部长|委员)")
 _PERSON_NAME = re.compile(r"(?:书记|主任|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|镇长|村长|主席|院长|"

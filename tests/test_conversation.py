@@ -70,6 +70,14 @@ def test_ambiguous_question_gets_a_choice_then_a_number_picks(lexical_index: Ind
     assert not again.choices
 
 
+def test_a_name_in_latin_letters_is_a_name(lexical_index: Index) -> None:
+    from retrieval.conversation import ambiguous
+
+    s = Searcher(lexical_index, LEXICAL)
+    assert ambiguous(s, "J Storm公司目前的社长是谁？", Conversation()) == []
+    assert ambiguous(s, "村党支部书记是谁？", Conversation())  # a bare kind still gets a choice
+
+
 def test_more_gives_the_next_and_then_says_there_is_no_more(lexical_index: Index) -> None:
     s = Searcher(lexical_index, LEXICAL)
     first, st = converse(s, Conversation(), "哪个村种芹菜？")
