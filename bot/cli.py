@@ -451,8 +451,19 @@ def read_token(token_file: str | None) -> str:
     return token
 
 
+def _stop(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_telegram(args: argparse.Namespace) -> int:
     import logging
+    import signal
+
+    # A bot started from a script in the background inherits SIGINT ignored; Ctrl-C and SIGTERM
+    # must stop it at every stage, also while it waits for the network (python-telegram-bot
+    # installs its own handlers only once polling runs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
 
     from . import delivery, telegram
 

@@ -481,7 +481,9 @@ def test_bot_started_before_the_network_waits_and_retries(tmp_path: Path) -> Non
              "--index", str(tmp_path / "i"), "--base-url", f"http://127.0.0.1:{port}/bot",
              "--journal", ""], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err_file,
             env={**os.environ, "NEWSQA_MODEL": "", "PYTHONPATH": str(ROOT),
-                 "TELEGRAM_BOT_TOKEN": "123456:TEST-token_abcdefghijklmnopqrstuvwxyz"})
+                 "TELEGRAM_BOT_TOKEN": "123456:TEST-token_abcdefghijklmnopqrstuvwxyz"},
+            # as when started by a script in the background: SIGINT inherited ignored
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and proc.poll() is None and \
@@ -497,6 +499,7 @@ def test_bot_started_before_the_network_waits_and_retries(tmp_path: Path) -> Non
                 proc.wait()
     err = log.read_text()
     assert alive, err[-2000:]
+    assert proc.returncode == 130  # stopped by SIGINT, not killed after the timeout
     assert err.count("not reachable yet") >= 2 and "Traceback" not in err
     assert "TEST-token" not in err
 
