@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 
 from .answer import Answer, ask
 from .errors import QuestionError
-from .places import _QWORD, _bad_name, named_entities, place_names
+from .places import _KINDS, _QWORD, _bad_name, named_entities, place_names
 from .search import Searcher
-from .spans import question_type
+from .spans import _TITLE, question_type
 from .text import Script, reply_script, split_sentences, to_script, to_simplified
 
 MAX_ENTITIES = 8
@@ -28,13 +28,10 @@ _MORE = re.compile(r"^(?:还有吗|还有呢|还有没有|还有别的吗|还有
                    r"|/more|more|anything else|what else)[\s?？!！。.]*$", re.IGNORECASE)
 _PERSON = re.compile(r"他们|她们|他|她")
 _THING = re.compile(r"它们|它")
-_KINDS = "社区|街道|小区|合作社|公司|企业|集团|村|镇|乡|县|市"
 _DEICTIC = re.compile(rf"(?:这个|那个|这家|那家|该|这|那|此)({_KINDS})")
 _THERE = re.compile(r"那里|那儿|这里|这儿")
 _BARE_START = re.compile(r"^(?:为什么|为啥|具体|怎么|如何|原因|结果|效果|后来|然后)")
 _GENERIC = re.compile(rf"(?<![\u4e00-\u9fffA-Za-z0-9])({_KINDS})|^(?:村|社区)")
-_TITLE = re.compile(r"^(?:党委书记|副书记|书记|副主任|主任|副处长|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|"
-                    r"镇长|村长|主席|院长|校长|部长|委员)")
 _PERSON_NAME = re.compile(r"(?:书记|主任|处长|队长|董事长|总经理|经理|负责人|局长|市长|县长|镇长|村长|主席|院长|"
                           r"校长|部长|委员)([\u4e00-\u9fff]{2,3}?)(?=说|介绍|表示|指出|认为|称|来到|安抚|制定|发挥|以|[,，。、])"
                           r"|([\u4e00-\u9fff]{2,3})(?=说|介绍|表示|指出)")
@@ -277,7 +274,8 @@ def remember(state: Conversation, interpreted: str, answer: Answer,
     if qtype == "person":
         description = _words(re.sub(r"是谁|叫什么名字|是哪位|谁是", "", interpreted))
     quoted = " ".join(to_simplified(c.quote) for c in answer.citations)
-    span = _TITLE.sub("", span)
+    title = _TITLE.match(span)
+    span = span[title.end():] if title else span  # the person, not 书记赵玉红
     if span and qtype == "person" and 2 <= len(span) <= 4:
         found.append(Entity(span, "person", description if description != span else ""))
     for m in _PERSON_NAME.finditer(quoted):
